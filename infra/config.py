@@ -1,0 +1,337 @@
+"""Stack settings: every key a stack file may hold, its type, default and limits, and the one loader.
+
+`load_settings` is the only reader of the stack's config. It hands the raw map to `parse_settings`, which is pure
+(the tests feed it tables of good and bad input) and returns a frozen `Settings` or raises `SettingsError` listing
+every problem with its full config key, before the program registers any resource.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import pulumi
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+PROJECT = "ha-webapp"
+REGION_KEY = "alicloud:region"
+
+# The classic SLB forwards traffic and sends its health checks from this range (Alibaba Cloud's documented source
+# range for CLB back-end traffic); app servers accept the app port from it and from nowhere else.
+SLB_SOURCE_CIDR = "100.64.0.0/10"
+
+# A VPC or VSwitch must use private address space (RFC 1918); Alibaba Cloud refuses other ranges for new VPCs.
+_PRIVATE_RANGES = tuple(ipaddress.ip_network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
+_IMAGE_RE = re.compile(r"m-[0-9a-z]{8,32}")
+_INSTANCE_TYPE_RE = re.compile(r"ecs\.[a-z0-9-]+\.[a-z0-9]+")
+_DB_CLASS_RE = re.compile(r"(rds\.)?mysql\.[a-z0-9]+(\.[a-z0-9]+)+")
+_SLB_SPEC_RE = re.compile(r"slb\.s[1-4]\.(small|medium|large)")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_RE = re.compile(rf"(?=.{{4,253}}$)({_LABEL}\.)+[a-z]{{2,63}}")
+_SUBDOMAIN_RE = re.compile(_LABEL)
+# The CLB accepts 2-80 characters of this set for a health-check URI, starting with "/".
+_HEALTH_PATH_RE = re.compile(r"/[A-Za-z0-9\-/.%?#&_=]{1,79}")
+_KEY_PAIR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{1,127}")
+_DB_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}[a-z0-9]")
+_DB_USER_RE = re.compile(r"[a-z][a-z0-9_]{0,30}[a-z0-9]")
+_RESERVED_DB_USERS = frozenset({"root", "admin", "mysql", "aliyun_root", "replicator", "sys"})
+
+
+def _matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"expected an IPv4 network in CIDR form such as 10.0.1.0/24, got {value!r} ({exc})") from None
+    return str(network)
+
+
+def _private_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(_cidr(value))
+    if not any(network.subnet_of(r) for r in _PRIVATE_RANGES):  # type: ignore[arg-type]
+        raise ValueError(f"expected a private range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16, got {value}")
+    return value
+
+
+def _admin_cidr(value: str) -> str:
+    network = ipaddress.IPv4Network(_cidr(value))
+    # SSH from a whole continent is not an admin range; an office, a VPN or a bastion is a /16 or narrower.
+    if network.prefixlen < 16:
+        raise ValueError(f"expected the admin network, at most a /16 (an office, VPN or bastion), got {value}")
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+PrivateCidr = Annotated[str, AfterValidator(_private_cidr)]
+AdminCidr = Annotated[str, AfterValidator(_admin_cidr)]
+
+
+class _Section(BaseModel):
+    # camelCase keys in the stack files (Pulumi's convention), snake_case in Python; a typo is an error, not a no-op.
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+
+
+class ZoneSettings(_Section):
+    """One availability zone of the stack and the CIDR of its VSwitch."""
+
+    id: Annotated[str, Field(min_length=1)]
+    vswitch_cidr: PrivateCidr
+
+
+def _vpc_prefix(value: str) -> str:
+    prefix = ipaddress.IPv4Network(value).prefixlen
+    if not 8 <= prefix <= 24:
+        raise ValueError(f"expected a VPC block between /8 and /24, got /{prefix}")
+    return value
+
+
+class NetworkSettings(_Section):
+    """The VPC and its two zones: the first is zone A (primary), the second zone B (standby)."""
+
+    vpc_cidr: Annotated[PrivateCidr, AfterValidator(_vpc_prefix)]
+    # Exactly two: zone A hosts the RDS primary and the SLB master, zone B their standbys.
+    zones: Annotated[list[ZoneSettings], Field(min_length=2, max_length=2)]
+    admin_cidr: AdminCidr | None = None
+
+
+class AppSettings(_Section):
+    """The app servers: how many per zone, what they run, and how the load balancer checks them."""
+
+    instance_type: Annotated[str, _matching(_INSTANCE_TYPE_RE, "an ECS instance type such as ecs.g7.large")]
+    servers_per_zone: Annotated[int, Field(ge=1, le=50)] = 1
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    health_check_path: Annotated[
+        str, _matching(_HEALTH_PATH_RE, "a path of 2-80 URL characters starting with '/', such as /health")
+    ] = "/health"
+    system_disk_gb: Annotated[int, Field(ge=20, le=500)] = 40
+    key_pair_name: Annotated[str, _matching(_KEY_PAIR_RE, "an ECS key pair name")] | None = None
+
+
+def _not_reserved(value: str) -> str:
+    if value in _RESERVED_DB_USERS:
+        raise ValueError(f"{value!r} is reserved by RDS or MySQL; expected an application account name such as app")
+    return value
+
+
+class DatabaseSettings(_Section):
+    """The multi-zone RDS MySQL 8.0 instance and the application's database and account."""
+
+    instance_class: Annotated[str, _matching(_DB_CLASS_RE, "an RDS MySQL class such as mysql.n2.medium.2c")]
+    # MySQL 8.0 High-availability on ESSD starts at 20 GB and grows in steps of 5 GB.
+    storage_gb: Annotated[int, Field(ge=20, le=32000, multiple_of=5)] = 20
+    backup_retention_days: Annotated[int, Field(ge=7, le=730)] = 7
+    name: Annotated[str, _matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _")] = "appdb"
+    user: Annotated[
+        str,
+        _matching(_DB_USER_RE, "an account name of lower-case letters, digits and _"),
+        AfterValidator(_not_reserved),
+    ] = "app"
+
+
+class LoadBalancerSettings(_Section):
+    """The classic load balancer and the EIP in front of it."""
+
+    spec: Annotated[str, _matching(_SLB_SPEC_RE, "a CLB spec such as slb.s1.small")] = "slb.s1.small"
+    eip_bandwidth_mbps: Annotated[int, Field(ge=1, le=500)] = 10
+
+
+class DnsSettings(_Section):
+    """The public name of the stack: an A record `<subDomain>.<domain>` pointing at the EIP."""
+
+    domain: Annotated[str, _matching(_DOMAIN_RE, "a lower-case domain name such as example.com")]
+    sub_domain: Annotated[str, _matching(_SUBDOMAIN_RE, "one lower-case DNS label such as www")]
+
+
+class Settings(_Section):
+    """Everything one stack needs, validated before any resource is registered."""
+
+    project: str
+    stack: str
+    region: Annotated[str, _matching(_REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")]
+    image_id: Annotated[str, _matching(_IMAGE_RE, "a custom image ID such as m-bp1g7004ksh0oeuc1ne8")]
+    network: NetworkSettings
+    app: AppSettings
+    database: DatabaseSettings
+    load_balancer: LoadBalancerSettings = LoadBalancerSettings()
+    dns: DnsSettings | None = None
+    # Provider-side deletion protection plus Pulumi `protect` on the stateful and address-holding resources.
+    protect: bool = False
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of every physical name, so that two stacks never collide in one account."""
+        return f"{self.project}-{self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+
+# The stack-file keys in the project's namespace, and whether each holds an object (passed as JSON by Pulumi).
+_KEYS: dict[str, bool] = {
+    "imageId": False,
+    "network": True,
+    "app": True,
+    "database": True,
+    "loadBalancer": True,
+    "dns": True,
+    "protect": False,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class SettingsError(pulumi.RunError):
+    """Invalid stack settings; a RunError so that `pulumi up` prints the list without a traceback."""
+
+    def __init__(self, stack: str, problems: list[Problem]) -> None:
+        self.stack = stack
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid settings for stack '{stack}' ({len(problems)} {noun}):\n{lines}")
+
+
+def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Settings:
+    """Validate one stack's raw config (the `namespace:key` -> string map Pulumi hands a program)."""
+    problems: list[Problem] = []
+    raw: dict[str, Any] = {"project": project, "stack": stack}
+    if REGION_KEY in config:
+        raw["region"] = config[REGION_KEY]
+
+    prefix = f"{project}:"
+    for full_key, value in config.items():
+        if not full_key.startswith(prefix):
+            continue  # other namespaces (alicloud:*, pulumi:*) belong to their providers
+        key = full_key[len(prefix) :]
+        if key not in _KEYS:
+            known = ", ".join(prefix + k for k in _KEYS)
+            problems.append(Problem(full_key, f"unknown key (known keys: {known})"))
+            continue
+        if _KEYS[key]:
+            try:
+                raw[key] = json.loads(value)
+            except (TypeError, json.JSONDecodeError):
+                problems.append(Problem(full_key, f"expected an object (a YAML mapping), got {value!r}"))
+                continue
+        else:
+            raw[key] = value
+
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_from_pydantic(exc, project))
+
+    # Cross-field checks read the raw network section and use every part of it that parsed on its own, so that one
+    # pass reports a malformed CIDR and a duplicate zone together.
+    region = settings.region if settings else _parsed(_region, raw.get("region"))
+    problems.extend(_network_problems(raw.get("network"), region, project))
+
+    if problems:
+        raise SettingsError(stack, problems)
+    assert settings is not None
+    return settings
+
+
+def _from_pydantic(exc: ValidationError, project: str) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = list(error["loc"])
+        top = str(loc[0]) if loc else ""
+        key = REGION_KEY if top == "region" else f"{project}:{top}"
+        for part in loc[1:]:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if error["type"] == "missing":
+            message = "required key is missing"
+        elif error["type"] == "extra_forbidden":
+            message = "unknown key"
+        elif error["type"] == "value_error":
+            message = str(error["ctx"]["error"])
+        else:
+            message = f"{error['msg'][0].lower()}{error['msg'][1:]}, got {error.get('input')!r}"
+        problems.append(Problem(key, message))
+    return problems
+
+
+def _parsed(parse: Callable[[Any], T], value: Any) -> T | None:
+    """What `parse` makes of `value`, or None if it refuses it (the model already reports why)."""
+    try:
+        return parse(value)
+    except (ValueError, TypeError, ValidationError):
+        return None
+
+
+def _region(value: str) -> str | None:
+    return value if _REGION_RE.fullmatch(value) else None
+
+
+def _network_problems(network: Any, region: str | None, project: str) -> list[Problem]:
+    if not isinstance(network, dict):
+        return []
+    base = f"{project}:network"
+    vpc_cidr = _parsed(_private_cidr, network.get("vpcCidr"))
+    raw_zones = network.get("zones")
+    zones: list[Any] = raw_zones if isinstance(raw_zones, list) else []
+    problems = []
+    seen_zones: dict[str, int] = {}
+    seen_cidrs: list[tuple[int, ipaddress.IPv4Network]] = []
+    for i, raw_zone in enumerate(zones):
+        zone = _parsed(ZoneSettings.model_validate, raw_zone)
+        if zone is None:
+            continue
+        key = f"{base}.zones[{i}]"
+        if zone.id in seen_zones:
+            first = seen_zones[zone.id]
+            problems.append(
+                Problem(f"{key}.id", f"zone {zone.id} is already zones[{first}]; expected two different zones")
+            )
+        seen_zones.setdefault(zone.id, i)
+        # Zone IDs are the region ID plus a letter (cn-hangzhou-h, ap-southeast-1a).
+        if region is not None and not re.fullmatch(re.escape(region) + r"-?[a-z]", zone.id):
+            expected = f"expected {region}-<letter>"
+            problems.append(Problem(f"{key}.id", f"zone {zone.id} is not in region {region} ({expected})"))
+        cidr = ipaddress.IPv4Network(zone.vswitch_cidr)
+        if vpc_cidr is not None and not cidr.subnet_of(vpc := ipaddress.IPv4Network(vpc_cidr)):
+            problems.append(Problem(f"{key}.vswitchCidr", f"{cidr} is not inside the VPC ({base}.vpcCidr {vpc})"))
+        elif not 16 <= cidr.prefixlen <= 29:
+            problems.append(
+                Problem(f"{key}.vswitchCidr", f"expected a VSwitch block between /16 and /29, got /{cidr.prefixlen}")
+            )
+        for j, other in seen_cidrs:
+            if cidr.overlaps(other):
+                problems.append(Problem(f"{key}.vswitchCidr", f"{cidr} overlaps zones[{j}].vswitchCidr {other}"))
+        seen_cidrs.append((i, cidr))
+    return problems
+
+
+def load_settings() -> Settings:
+    """Read and validate the current stack's config; raise SettingsError before anything is created."""
+    # pulumi.Config can only look keys up, and a typo must be reported, so read the whole map the language host
+    # received (the same map `pulumi.Config` reads from) and look for unknown keys in our namespace.
+    raw = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    return parse_settings(pulumi.get_project(), pulumi.get_stack(), {k: str(v) for k, v in raw.items()})
