@@ -1,0 +1,24 @@
+"""ha-webapp's building blocks: the stack settings and the four components every stack is made of."""
+
+from infra.app_tier import AppTier, AppTierArgs, Placement
+from infra.config import SLB_SOURCE_CIDR, Settings, SettingsError, load_settings
+from infra.database import Database, DatabaseArgs
+from infra.load_balancer import LoadBalancer, LoadBalancerArgs
+from infra.network import Network, NetworkArgs, Subnet
+
+__all__ = [
+    "SLB_SOURCE_CIDR",
+    "AppTier",
+    "AppTierArgs",
+    "Database",
+    "DatabaseArgs",
+    "LoadBalancer",
+    "LoadBalancerArgs",
+    "Network",
+    "NetworkArgs",
+    "Placement",
+    "Settings",
+    "SettingsError",
+    "Subnet",
+    "load_settings",
+]

@@ -1,0 +1,133 @@
+"""LoadBalancer: the classic SLB across both zones, its HTTP listener and health check, the EIP and the DNS record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_alicloud as alicloud
+
+LISTENER_PORT = 80
+
+
+@dataclass
+class LoadBalancerArgs:
+    name_prefix: str
+    tags: Mapping[str, str]
+    # An intranet CLB in a VPC lives in one VSwitch of its master zone and fails over to the standby zone.
+    vswitch_id: pulumi.Input[str]
+    master_zone_id: str
+    standby_zone_id: str
+    spec: str
+    app_port: int
+    health_check_path: str
+    eip_bandwidth_mbps: int
+    # Provider-side deletion protection plus Pulumi `protect` on the SLB and the EIP (the address DNS points at).
+    protect: bool
+    domain: str | None = None
+    sub_domain: str | None = None
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    """An intranet CLB (master zone A, standby zone B) reached from the internet through an EIP and a DNS name."""
+
+    slb_id: pulumi.Output[str]
+    server_group_id: pulumi.Output[str]
+    eip_address: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ha-webapp:index:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        guarded = pulumi.ResourceOptions(parent=self, protect=args.protect)
+        tags = dict(args.tags)
+
+        slb = alicloud.slb.ApplicationLoadBalancer(
+            f"{name}-slb",
+            load_balancer_name=f"{args.name_prefix}-slb",
+            address_type="intranet",
+            vswitch_id=args.vswitch_id,
+            master_zone_id=args.master_zone_id,
+            slave_zone_id=args.standby_zone_id,
+            load_balancer_spec=args.spec,
+            payment_type="PayAsYouGo",
+            delete_protection="on" if args.protect else "off",
+            tags=tags,
+            opts=guarded,
+        )
+        # App servers join this group one membership resource each (see AppTier), so that a release can add a new
+        # server and remove an old one independently instead of rewriting one shared list.
+        group = alicloud.slb.ServerGroup(
+            f"{name}-servers",
+            load_balancer_id=slb.id,
+            name=f"{args.name_prefix}-app",
+            tags=tags,
+            opts=child,
+        )
+        listener = alicloud.slb.Listener(
+            f"{name}-http",
+            load_balancer_id=slb.id,
+            protocol="http",
+            frontend_port=LISTENER_PORT,
+            server_group_id=group.id,
+            description=f"{args.name_prefix} HTTP",
+            health_check="on",
+            health_check_uri=args.health_check_path,
+            health_check_connect_port=args.app_port,
+            health_check_http_code="http_2xx",
+            health_check_interval=2,
+            health_check_timeout=5,
+            healthy_threshold=3,
+            unhealthy_threshold=3,
+            sticky_session="off",
+            opts=child,
+        )
+
+        eip = alicloud.ecs.EipAddress(
+            f"{name}-eip",
+            address_name=f"{args.name_prefix}-eip",
+            payment_type="PayAsYouGo",
+            internet_charge_type="PayByTraffic",
+            bandwidth=str(args.eip_bandwidth_mbps),
+            isp="BGP",
+            deletion_protection=args.protect,
+            description=f"Public address of {args.name_prefix}",
+            tags=tags,
+            opts=guarded,
+        )
+        alicloud.ecs.EipAssociation(
+            f"{name}-eip-slb",
+            allocation_id=eip.id,
+            instance_id=slb.id,
+            instance_type="SlbInstance",
+            opts=child,
+        )
+        if args.domain and args.sub_domain:
+            alicloud.dns.AlidnsRecord(
+                f"{name}-dns",
+                domain_name=args.domain,
+                rr=args.sub_domain,
+                type="A",
+                value=eip.ip_address,
+                ttl=600,
+                remark=f"{args.name_prefix} (managed by Pulumi)",
+                opts=child,
+            )
+            self.url = pulumi.Output.from_input(f"http://{args.sub_domain}.{args.domain}")
+        else:
+            self.url = eip.ip_address.apply(lambda ip: f"http://{ip}")
+
+        self.slb_id = slb.id
+        # Membership changes and listener changes on one CLB conflict when they run at the same time (the provider's
+        # note on ServerGroupServerAttachment); carrying the listener in this output makes every member wait for it.
+        self.server_group_id = pulumi.Output.all(group.id, listener.id).apply(lambda ids: ids[0])
+        self.eip_address = eip.ip_address
+        self.register_outputs(
+            {
+                "slb_id": self.slb_id,
+                "server_group_id": self.server_group_id,
+                "eip_address": self.eip_address,
+                "url": self.url,
+            }
+        )
