@@ -1,0 +1,305 @@
+"""Evaluate the real program for a stack without a cloud account, a state backend or the Pulumi CLI.
+
+`evaluate("prod")` runs `__main__.py` under the Pulumi SDK's mock runtime with the settings of `Pulumi.prod.yaml`
+(secure values replaced by placeholders) and records every resource the program registers: its type, name, parent,
+inputs (secrets still wrapped, so callers can tell them apart), dependencies and resource options. The tests assert on
+these records; the offline plan prints them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import runpy
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime.settings
+import yaml
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+PROGRAM = PROJECT_DIR / "__main__.py"
+
+# How the SDK marks a secret value on the wire (pulumi.runtime.rpc._special_secret_sig).
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+# How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET_PLACEHOLDER = "offline-secret-value"
+
+# Values the cloud computes and the program reads. They are returned only in deploy mode (preview=False); in preview
+# mode they stay unknown, as in `pulumi preview`.
+_COMPUTED: dict[str, Any] = {
+    "random:index/randomPassword:RandomPassword": lambda name: {"result": f"{name}-Offline-Pa55word"},
+    "alicloud:ecs/eipAddress:EipAddress": lambda name: {"ipAddress": "203.0.113.10"},
+    "alicloud:rds/instance:Instance": lambda name: {
+        "connectionString": f"rm-{name}.mysql.rds.aliyuncs.com",
+        "port": "3306",
+    },
+    "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer": lambda name: {"address": "10.0.0.100"},
+    "alicloud:ecs/instance:Instance": lambda name: {"privateIp": "10.0.0.10", "status": "Running"},
+}
+
+
+class UnknownStackError(pulumi.RunError):
+    """No Pulumi.<stack>.yaml for the requested stack."""
+
+    def __init__(self, stack: str, known: list[str]) -> None:
+        super().__init__(f"unknown stack '{stack}'; this project has: {', '.join(known) or 'no stacks'}")
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One resource registration as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str | None
+    inputs: dict[str, Any]
+    dependencies: tuple[str, ...]
+    property_dependencies: dict[str, tuple[str, ...]]
+    protect: bool
+    replace_on_changes: tuple[str, ...]
+    delete_before_replace: bool
+    ignore_changes: tuple[str, ...]
+
+    def value(self, key: str) -> Any:
+        """An input with secret envelopes removed."""
+        return unwrap(self.inputs.get(key))
+
+    def is_secret(self, key: str) -> bool:
+        return is_secret(self.inputs.get(key))
+
+
+@dataclass
+class Evaluation:
+    stack: str
+    resources: list[Resource]
+    exports: dict[str, Any]
+    secret_exports: set[str]
+    warnings: list[str]
+    invokes: list[str] = field(default_factory=list)
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def by_urn(self) -> dict[str, Resource]:
+        return {r.urn: r for r in self.resources}
+
+    def by_id(self) -> dict[str, Resource]:
+        """Resources by the ID the offline runtime gave them (deploy mode only; preview IDs are unknown)."""
+        return {mock_id(r.name): r for r in self.resources if r.custom}
+
+
+def mock_id(name: str) -> str:
+    """The ID a resource gets offline; logical names are unique within a stack, so IDs are too."""
+    return f"{name}-id"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SIG_KEY) == SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    """Strip secret envelopes from a captured input value."""
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+def stacks() -> list[str]:
+    """The stacks this project defines, one per Pulumi.<stack>.yaml."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in PROJECT_DIR.glob("Pulumi.*.yaml"))
+
+
+def project_name() -> str:
+    return str(yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())["name"])
+
+
+def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
+    """The config map Pulumi would hand the program for `stack`, and which keys are secret.
+
+    Values are strings, objects are JSON (as the language host passes them); `secure:` values, which only the
+    stack's secrets provider can decrypt, become a placeholder.
+    """
+    path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise UnknownStackError(stack, stacks())
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        plain, secret = _replace_secure(value)
+        config[key] = _as_config_string(plain)
+        if secret:
+            secret_keys.append(key)
+    return config, secret_keys
+
+
+def _replace_secure(value: Any) -> tuple[Any, bool]:
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return SECRET_PLACEHOLDER, True
+    if isinstance(value, dict):
+        items = {k: _replace_secure(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
+    if isinstance(value, list):
+        pairs = [_replace_secure(v) for v in value]
+        return [v for v, _ in pairs], any(s for _, s in pairs)
+    return value, False
+
+
+def _as_config_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    # Pulumi passes booleans and numbers as their YAML/JSON text and objects as JSON.
+    return json.dumps(value)
+
+
+class _RecordingMocks(Mocks):
+    def __init__(self, preview: bool) -> None:
+        self.preview = preview
+        self.invokes: list[str] = []
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        computed = _COMPUTED.get(args.typ)
+        outputs = dict(args.inputs)
+        if computed is not None and not self.preview:
+            outputs.update(computed(args.name))
+        return (None if self.preview else mock_id(args.name)), outputs
+
+    def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        self.invokes.append(args.token)
+        # The program chooses nothing from data sources (zones are pinned in config); a new lookup must be taught
+        # here on purpose, with camelCase keys, rather than silently answered with nothing.
+        raise NotImplementedError(f"the offline evaluator has no answer for the data source {args.token}")
+
+
+class _RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping the resource options it is sent (parent, protect, dependencies...)."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.requests: list[tuple[str, Any]] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (the gRPC method name)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests.append((response.urn, request))
+        return response
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bool = False) -> Evaluation:
+    """Run the program for `stack` under the mock runtime; `overrides` replace or add raw config values.
+
+    Raises the program's `pulumi.RunError` (for example invalid settings) unchanged.
+    """
+    config, secret_keys = stack_config(stack)
+    config.update(overrides or {})
+    project = project_name()
+
+    # Several stacks run in one process: each needs its own root stack, a replaced (not merged) config map, and
+    # freshly imported program modules so that nothing one stack computed leaks into the next.
+    for module in [m for m in sys.modules if m == "infra" or m.startswith("infra.")]:
+        if module != __name__:
+            del sys.modules[module]
+    pulumi.runtime.settings.ROOT.set(None)
+
+    mocks = _RecordingMocks(preview)
+    monitor = _RecordingMonitor(mocks)
+    handler = _ListHandler()
+    logger = logging.getLogger(f"ha-webapp.offline.{stack}")
+    logger.handlers = [handler]
+    logger.propagate = False
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
+    pulumi.runtime.set_all_config(config, secret_keys)
+
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
+    def run() -> None:
+        # Return nothing: returning the program's globals would make the SDK walk (and log about) every value.
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
+    run()
+
+    root = pulumi.runtime.get_root_resource()
+    outputs: dict[str, Any] = getattr(root, "outputs", None) or {}
+    exports, secret_exports = {}, set()
+    for name, value in outputs.items():
+        output = pulumi.Output.from_input(value)
+        exports[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            secret_exports.add(name)
+
+    resources = [_record(urn, request) for urn, request in monitor.requests]
+    warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
+    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes)
+
+
+def _record(urn: str, request: Any) -> Resource:
+    from pulumi.runtime import rpc
+
+    return Resource(
+        urn=urn,
+        type=request.type,
+        name=request.name,
+        custom=bool(request.custom),
+        parent=request.parent or None,
+        inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+        dependencies=tuple(request.dependencies),
+        property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
+        protect=bool(request.protect),
+        replace_on_changes=tuple(request.replaceOnChanges),
+        delete_before_replace=bool(request.deleteBeforeReplace),
+        ignore_changes=tuple(request.ignoreChanges),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m infra.offline [STACK ...]`: evaluate stacks offline and summarise what each would create."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m infra.offline", description=main.__doc__)
+    parser.add_argument("stacks", nargs="*", metavar="STACK", help="default: every Pulumi.<stack>.yaml")
+    args = parser.parse_args(argv)
+    status = 0
+    for stack in args.stacks or stacks():
+        try:
+            ev = evaluate(stack)
+        except pulumi.RunError as exc:
+            print(f"{stack}: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        counts: dict[str, int] = {}
+        for r in ev.resources:
+            counts[r.type] = counts.get(r.type, 0) + 1
+        print(f"== stack {stack}: {sum(1 for r in ev.resources if r.custom)} resources")
+        for type_token, count in sorted(counts.items()):
+            print(f"  {count:3d}  {type_token}")
+        for name, value in ev.exports.items():
+            print(f"  export {name} = {'[secret]' if name in ev.secret_exports else value}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""The topology's invariants as checks over one evaluated stack: each returns its violations, URN first.
+
+They are plain functions so that each can be run against the real stacks (no violation) and against a deliberately
+broken copy of a stack (at least one violation): every check is seen failing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import Counter
+from collections.abc import Callable
+
+from infra.config import SLB_SOURCE_CIDR, Settings, parse_settings
+from infra.deprecations import deprecated_inputs, deprecated_resource, resource_class
+from infra.offline import Evaluation, Resource, stack_config
+
+VSWITCH = "alicloud:vpc/switch:Switch"
+SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+ECS = "alicloud:ecs/instance:Instance"
+RDS = "alicloud:rds/instance:Instance"
+RDS_DATABASE = "alicloud:rds/database:Database"
+BACKUP = "alicloud:rds/backupPolicy:BackupPolicy"
+SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+LISTENER = "alicloud:slb/listener:Listener"
+SERVER_GROUP = "alicloud:slb/serverGroup:ServerGroup"
+MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
+EIP = "alicloud:ecs/eipAddress:EipAddress"
+EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
+DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
+
+# Fixed by the product: the public name of each environment.
+SUB_DOMAINS = {"dev": "dev", "preprod": "pre-prod", "prod": "www"}
+PROTECTED_STACKS = {"prod"}
+# Resources that, besides one attachment per server, could also claim SLB membership; none may be used.
+OTHER_MEMBERSHIP_OWNERS = {
+    "alicloud:slb/backendServer:BackendServer",
+    "alicloud:slb/attachment:Attachment",
+    "alicloud:slb/masterSlaveServerGroup:MasterSlaveServerGroup",
+}
+# Inputs that hold a physical name; each must carry the stack name and be unique across stacks.
+NAME_INPUTS = {
+    "vpcName",
+    "vswitchName",
+    "securityGroupName",
+    "instanceName",
+    "hostName",
+    "loadBalancerName",
+    "addressName",
+}
+NAME_INPUTS_BY_TYPE = {SERVER_GROUP: {"name"}}
+PASSWORD_LIKE = re.compile(r"password|secret|userdata|privatekey|accesskey|token$", re.I)
+EXPORTS = {
+    "url",
+    "eip_address",
+    "slb_id",
+    "vpc_id",
+    "vswitch_ids",
+    "app_server_ids",
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_user",
+    "db_password",
+}
+
+Check = Callable[[Evaluation], list[str]]
+
+
+def settings_of(ev: Evaluation) -> Settings:
+    config, _ = stack_config(ev.stack)
+    return parse_settings("ha-webapp", ev.stack, config)
+
+
+def _one(ev: Evaluation, type_token: str) -> Resource:
+    found = ev.of_type(type_token)
+    assert len(found) == 1, f"expected exactly one {type_token}, found {[r.urn for r in found]}"
+    return found[0]
+
+
+def _zone_of_vswitch(ev: Evaluation) -> dict[str, str]:
+    by_id = ev.by_id()
+    return {id_: r.value("zoneId") for id_, r in by_id.items() if r.type == VSWITCH}
+
+
+def two_zones(ev: Evaluation) -> list[str]:
+    switches = ev.of_type(VSWITCH)
+    zones = [s.value("zoneId") for s in switches]
+    if len(switches) != 2 or len(set(zones)) != 2:
+        return [f"{[s.urn for s in switches]}: expected two VSwitches in two different zones, got zones {zones}"]
+    return []
+
+
+def servers_in_both_zones(ev: Evaluation) -> list[str]:
+    zone_of = _zone_of_vswitch(ev)
+    servers = ev.of_type(ECS)
+    per_zone = Counter(zone_of.get(s.value("vswitchId")) for s in servers)
+    missing = [z for z in zone_of.values() if per_zone[z] == 0]
+    return [f"{[s.urn for s in servers]}: no app server in zone {z} (per zone: {dict(per_zone)})" for z in missing]
+
+
+def rds_multi_zone(ev: Evaluation) -> list[str]:
+    rds = _one(ev, RDS)
+    zone_of = _zone_of_vswitch(ev)
+    primary, standby = rds.value("zoneId"), rds.value("zoneIdSlaveA")
+    vswitches = str(rds.value("vswitchId")).split(",")
+    problems = []
+    if (rds.value("engine"), rds.value("engineVersion"), rds.value("category")) != ("MySQL", "8.0", "HighAvailability"):
+        problems.append(f"{rds.urn}: expected MySQL 8.0 HighAvailability")
+    if not primary or primary == standby:
+        problems.append(f"{rds.urn}: primary zone {primary} and standby zone {standby} must differ")
+    if [zone_of.get(v) for v in vswitches] != [primary, standby]:
+        problems.append(f"{rds.urn}: vswitchId {vswitches} must be the VSwitches of {primary} and {standby}, in order")
+    return problems
+
+
+def rds_whitelist_is_app_subnets(ev: Evaluation) -> list[str]:
+    rds = _one(ev, RDS)
+    app_cidrs = sorted(s.value("cidrBlock") for s in ev.of_type(VSWITCH))
+    allowed = sorted(rds.value("securityIps") or [])
+    if allowed != app_cidrs:
+        return [f"{rds.urn}: whitelist {allowed} must be exactly the app VSwitches {app_cidrs}"]
+    return []
+
+
+def health_check_on_listener(ev: Evaluation) -> list[str]:
+    listener = _one(ev, LISTENER)
+    expected_path = settings_of(ev).app.health_check_path
+    got = {
+        k: listener.value(k)
+        for k in ("protocol", "frontendPort", "healthCheck", "healthCheckUri", "healthCheckHttpCode")
+    }
+    want = {
+        "protocol": "http",
+        "frontendPort": 80,
+        "healthCheck": "on",
+        "healthCheckUri": expected_path,
+        "healthCheckHttpCode": "http_2xx",
+    }
+    return [] if got == want else [f"{listener.urn}: expected {want}, got {got}"]
+
+
+def all_servers_behind_slb(ev: Evaluation) -> list[str]:
+    by_id = ev.by_id()
+    slb = _one(ev, SLB)
+    listener = _one(ev, LISTENER)
+    group = by_id.get(listener.value("serverGroupId"))
+    problems = []
+    if group is None or group.type != SERVER_GROUP or by_id.get(group.value("loadBalancerId")) is not slb:
+        return [f"{listener.urn}: must forward to a server group of {slb.urn}"]
+    if group.value("servers"):
+        problems.append(f"{group.urn}: lists servers itself; membership belongs to one attachment per server")
+    problems += [f"{r.urn}: a second owner of membership" for r in ev.resources if r.type in OTHER_MEMBERSHIP_OWNERS]
+    members = Counter(m.value("serverId") for m in ev.of_type(MEMBER) if by_id.get(m.value("serverGroupId")) is group)
+    for server in ev.of_type(ECS):
+        count = members[next(i for i, r in by_id.items() if r is server)]
+        if count != 1:
+            problems.append(f"{server.urn}: is a member of {group.urn} {count} times, expected exactly once")
+    return problems
+
+
+def eip_on_slb(ev: Evaluation) -> list[str]:
+    by_id = ev.by_id()
+    association = _one(ev, EIP_ASSOCIATION)
+    eip = by_id.get(association.value("allocationId"))
+    target = by_id.get(association.value("instanceId"))
+    if (
+        eip is None
+        or eip.type != EIP
+        or target is None
+        or target.type != SLB
+        or (association.value("instanceType") != "SlbInstance")
+    ):
+        return [f"{association.urn}: must associate the EIP with the SLB (instanceType SlbInstance)"]
+    return []
+
+
+def dns_record_per_stack(ev: Evaluation) -> list[str]:
+    record = _one(ev, DNS)
+    want = {"rr": SUB_DOMAINS[ev.stack], "type": "A", "value": ev.exports["eip_address"]}
+    got = {k: record.value(k) for k in want}
+    return [] if got == want else [f"{record.urn}: expected {want}, got {got}"]
+
+
+def no_ingress_from_anywhere(ev: Evaluation) -> list[str]:
+    settings = settings_of(ev)
+    problems = []
+    for rule in ev.of_type(SG_RULE):
+        if rule.value("type") != "ingress":
+            continue
+        source = rule.value("cidrIp") or rule.value("ipv6CidrIp")
+        network = ipaddress.ip_network(source) if source else None
+        if network is None or network.prefixlen == 0:
+            problems.append(f"{rule.urn}: ingress from {source or 'an unspecified source'}")
+        ports = rule.value("portRange")
+        if ports == f"{settings.app.port}/{settings.app.port}" and source != SLB_SOURCE_CIDR:
+            problems.append(f"{rule.urn}: app port open to {source}, expected only {SLB_SOURCE_CIDR}")
+        if ports == "22/22" and source != settings.network.admin_cidr:
+            problems.append(f"{rule.urn}: SSH open to {source} but the admin CIDR is {settings.network.admin_cidr}")
+    return problems
+
+
+def password_like_inputs_are_secret(ev: Evaluation) -> list[str]:
+    return [
+        f"{r.urn}: input {key} is not secret"
+        for r in ev.resources
+        for key, value in r.inputs.items()
+        if PASSWORD_LIKE.search(key) and value is not None and not r.is_secret(key)
+    ]
+
+
+def protection_matches_stack(ev: Evaluation) -> list[str]:
+    protected = ev.stack in PROTECTED_STACKS
+    want_on = {RDS: "deletionProtection", EIP: "deletionProtection", SLB: "deleteProtection", RDS_DATABASE: None}
+    problems = []
+    for type_token, flag in want_on.items():
+        resource = _one(ev, type_token)
+        if resource.protect != protected:
+            problems.append(f"{resource.urn}: Pulumi protect is {resource.protect}, expected {protected}")
+        if flag is not None and resource.value(flag) not in ((True, "on") if protected else (False, "off")):
+            expected = "on" if protected else "off"
+            problems.append(f"{resource.urn}: {flag} is {resource.value(flag)}, expected {expected}")
+    return problems
+
+
+def physical_names_carry_stack(ev: Evaluation) -> list[str]:
+    return [
+        f"{r.urn}: physical name {name!r} does not carry the stack name"
+        for r, name in physical_names(ev)
+        if not name.startswith(f"ha-webapp-{ev.stack}-")
+    ]
+
+
+def physical_names(ev: Evaluation) -> list[tuple[Resource, str]]:
+    return [
+        (r, str(r.value(key)))
+        for r in ev.resources
+        for key in NAME_INPUTS | NAME_INPUTS_BY_TYPE.get(r.type, set())
+        if r.value(key) is not None
+    ]
+
+
+def taggable_resources_tagged(ev: Evaluation) -> list[str]:
+    problems = []
+    for r in ev.resources:
+        cls = resource_class(r.type)
+        if cls is None or "tags" not in _args_properties(cls):
+            continue
+        tags = r.value("tags") or {}
+        if tags.get("project") != "ha-webapp" or tags.get("stack") != ev.stack:
+            problems.append(f"{r.urn}: tags {tags} lack project/stack")
+    return problems
+
+
+def _args_properties(cls: type) -> set[str]:
+    import importlib
+
+    args_cls = getattr(importlib.import_module(cls.__module__), f"{cls.__name__}Args")
+    return {name for name, value in vars(args_cls).items() if isinstance(value, property)}
+
+
+def nothing_deprecated(ev: Evaluation) -> list[str]:
+    problems = []
+    for r in ev.resources:
+        if not r.custom:
+            continue
+        if resource_class(r.type) is None:
+            problems.append(f"{r.urn}: {r.type} is not a resource of the installed SDKs")
+            continue
+        if reason := deprecated_resource(r.type):
+            problems.append(f"{r.urn}: {r.type} is deprecated: {reason}")
+        deprecated = deprecated_inputs(r.type)
+        problems += [f"{r.urn}: input {k} is deprecated: {deprecated[k]}" for k in r.inputs if k in deprecated]
+    return problems
+
+
+def servers_private_without_password(ev: Evaluation) -> list[str]:
+    problems = []
+    image_id = settings_of(ev).image_id
+    for server in ev.of_type(ECS):
+        if server.value("internetMaxBandwidthOut") != 0:
+            problems.append(f"{server.urn}: has a public address")
+        if server.value("password") or server.value("kmsEncryptedPassword") or server.value("passwordInherit"):
+            problems.append(f"{server.urn}: allows password login")
+        if server.value("imageId") != image_id:
+            problems.append(f"{server.urn}: image {server.value('imageId')} is not ha-webapp:imageId {image_id}")
+        if not server.is_secret("userData"):
+            problems.append(f"{server.urn}: user data is not secret")
+    return problems
+
+
+def components_own_every_resource(ev: Evaluation) -> list[str]:
+    components = {r.urn for r in ev.resources if not r.custom}
+    return [f"{r.urn}: is not inside a component" for r in ev.resources if r.custom and r.parent not in components]
+
+
+def exports_complete(ev: Evaluation) -> list[str]:
+    problems = []
+    if set(ev.exports) != EXPORTS:
+        problems.append(f"exports {sorted(ev.exports)} differ from {sorted(EXPORTS)}")
+    if ev.secret_exports != {"db_password"}:
+        problems.append(f"secret exports are {sorted(ev.secret_exports)}, expected only db_password")
+    settings = settings_of(ev)
+    if settings.dns and ev.exports.get("url") != f"http://{settings.dns.sub_domain}.{settings.dns.domain}":
+        problems.append(f"url {ev.exports.get('url')} is not the stack's DNS name")
+    if len(ev.exports.get("app_server_ids") or []) != len(ev.of_type(ECS)):
+        problems.append("app_server_ids does not list every app server")
+    return problems
+
+
+ALL: dict[str, Check] = {
+    check.__name__: check
+    for check in (
+        two_zones,
+        servers_in_both_zones,
+        rds_multi_zone,
+        rds_whitelist_is_app_subnets,
+        health_check_on_listener,
+        all_servers_behind_slb,
+        eip_on_slb,
+        dns_record_per_stack,
+        no_ingress_from_anywhere,
+        password_like_inputs_are_secret,
+        protection_matches_stack,
+        physical_names_carry_stack,
+        taggable_resources_tagged,
+        nothing_deprecated,
+        servers_private_without_password,
+        components_own_every_resource,
+        exports_complete,
+    )
+}

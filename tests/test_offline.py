@@ -1,0 +1,74 @@
+"""The offline evaluator: stack files as Pulumi reads them, and clean errors before anything is registered."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra import offline
+
+
+def test_unknown_stack_lists_the_known_ones() -> None:
+    with pytest.raises(
+        offline.UnknownStackError, match=r"unknown stack 'staging'; this project has: dev, preprod, prod"
+    ):
+        offline.evaluate("staging")
+
+
+def test_stack_files_are_read_as_the_language_host_passes_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: ha-webapp\n")
+    (tmp_path / "Pulumi.x.yaml").write_text(
+        textwrap.dedent(
+            """\
+            config:
+              alicloud:region: cn-hangzhou
+              ha-webapp:protect: true
+              ha-webapp:app:
+                serversPerZone: 2
+              ha-webapp:apiToken:
+                secure: v1:AAAA
+              ha-webapp:nested:
+                inner:
+                  secure: v1:BBBB
+            """
+        )
+    )
+    monkeypatch.setattr(offline, "PROJECT_DIR", tmp_path)
+    config, secret_keys = offline.stack_config("x")
+    assert config == {
+        "alicloud:region": "cn-hangzhou",
+        "ha-webapp:protect": "true",
+        "ha-webapp:app": '{"serversPerZone": 2}',
+        "ha-webapp:apiToken": offline.SECRET_PLACEHOLDER,
+        "ha-webapp:nested": json.dumps({"inner": offline.SECRET_PLACEHOLDER}),
+    }
+    assert secret_keys == ["ha-webapp:apiToken", "ha-webapp:nested"]
+
+
+def test_invalid_settings_stop_the_program_before_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[Any] = []
+    original = offline._RecordingMonitor.RegisterResource
+
+    def counting(self: offline._RecordingMonitor, request: Any) -> Any:
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", counting)
+    with pytest.raises(pulumi.RunError) as raised:
+        offline.evaluate("prod", overrides={"ha-webapp:imageId": "ubuntu", "ha-webapp:imagID": "m-x"})
+    message = str(raised.value)
+    assert "ha-webapp:imageId: expected a custom image ID" in message
+    assert "ha-webapp:imagID: unknown key" in message
+    assert registered == ["pulumi:pulumi:Stack"], "resources were registered before the settings were checked"
+
+
+def test_preview_leaves_cloud_computed_values_unknown() -> None:
+    ev = offline.evaluate("dev", preview=True)
+    assert ev.exports["db_host"] is None and ev.exports["url"] == "http://dev.my-sample-domain.xyz"
+    server = ev.of_type("alicloud:ecs/instance:Instance")[0]
+    assert server.is_secret("userData")
