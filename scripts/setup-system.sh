@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system tools the checks need, from Debian, if any is missing. Idempotent; `make setup` and .ci/run
+# call it. Runs apt-get as root, or through sudo.
+set -euo pipefail
+
+# command -> Debian package
+declare -A NEEDED=(
+  [make]=make
+  [python3]=python3
+)
+
+missing=()
+for cmd in "${!NEEDED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEEDED[$cmd]}")
+done
+if python3 -c 'import ensurepip, venv' 2>/dev/null; then :; else missing+=(python3-venv); fi
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup-system: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
