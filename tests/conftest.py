@@ -1,6 +1,12 @@
-"""Shared fixtures: each stack's program evaluated once under the Pulumi mock runtime (infra.offline)."""
+"""Shared fixtures: each stack evaluated once under the Pulumi mock runtime, and a local S3 server for OSS."""
 
 from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -13,3 +19,44 @@ STACKS = ("dev", "preprod", "prod")
 def evaluations() -> dict[str, Evaluation]:
     """The real __main__.py run once per stack with that stack's own Pulumi.<stack>.yaml."""
     return {stack: evaluate(stack) for stack in STACKS}
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A local S3 server (moto) on 127.0.0.1 standing in for OSS; yields its endpoint URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"moto server did not start on {endpoint}") from None
+            time.sleep(0.1)
+    try:
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def oss_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment pointing infra.oss at the local server, with throwaway credentials; yields the endpoint."""
+    monkeypatch.setenv("OSS_ENDPOINT", s3_server)
+    monkeypatch.setenv("OSS_REGION", "cn-hangzhou")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-key-id")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test-key-secret")
+    for name in ("ALIBABA_CLOUD_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_server
