@@ -3,6 +3,7 @@
 import pulumi
 
 from infra import (
+    LISTENER_PORT,
     SLB_SOURCE_CIDR,
     AppTier,
     AppTierArgs,
@@ -86,6 +87,10 @@ app = AppTier(
         security_group_id=network.security_group_id,
         server_group_id=load_balancer.server_group_id,
         app_port=settings.app.port,
+        load_balancer_id=load_balancer.slb_id,
+        listener_port=LISTENER_PORT,
+        region=settings.region,
+        health_gate_timeout_seconds=settings.app.health_gate_timeout_seconds,
         key_pair_name=settings.app.key_pair_name,
         runtime_settings={
             "APP_ENV": settings.stack,

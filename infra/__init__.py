@@ -3,10 +3,11 @@
 from infra.app_tier import AppTier, AppTierArgs, Placement
 from infra.config import SLB_SOURCE_CIDR, Settings, SettingsError, load_settings
 from infra.database import Database, DatabaseArgs
-from infra.load_balancer import LoadBalancer, LoadBalancerArgs
+from infra.load_balancer import LISTENER_PORT, LoadBalancer, LoadBalancerArgs
 from infra.network import Network, NetworkArgs, Subnet
 
 __all__ = [
+    "LISTENER_PORT",
     "SLB_SOURCE_CIDR",
     "AppTier",
     "AppTierArgs",

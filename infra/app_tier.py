@@ -9,6 +9,11 @@ import pulumi
 import pulumi_alicloud as alicloud
 
 from infra import user_data
+from infra.health_gate import HealthGate, HealthGateArgs
+
+# Changes the provider would apply to a running server in place (stop, swap the system disk, or reboot) replace it
+# instead: a new server is created next to the old one, and the old one goes only after the new one is healthy.
+_REPLACE_ON_CHANGES = ["image_id", "instance_type", "user_data", "key_name", "vswitch_id"]
 
 
 @dataclass(frozen=True)
@@ -33,19 +38,23 @@ class AppTierArgs:
     # The SLB server group the servers join, and the port it sends traffic and health checks to.
     server_group_id: pulumi.Input[str]
     app_port: int
+    # Where the health gates ask whether a zone's new servers are healthy, and how long they wait.
+    load_balancer_id: pulumi.Input[str]
+    listener_port: int
+    region: str
+    health_gate_timeout_seconds: int
     # Written to the server's environment file at boot; may hold secrets, so the user data is always secret.
     runtime_settings: Mapping[str, pulumi.Input[str]]
     key_pair_name: str | None = None
 
 
 class AppTier(pulumi.ComponentResource):
-    """N app servers per zone, private only, password login off, each behind the load balancer."""
+    """N app servers per zone, private only, password login off, each behind the load balancer, rolled zone by zone."""
 
     server_ids: dict[str, list[pulumi.Output[str]]]
 
     def __init__(self, name: str, args: AppTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ha-webapp:index:AppTier", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         boot_config: pulumi.Output[str] = pulumi.Output.secret(
             pulumi.Output.all(**args.runtime_settings).apply(
                 lambda settings: user_data.encode(user_data.cloud_config(settings))
@@ -53,8 +62,11 @@ class AppTier(pulumi.ComponentResource):
         )
 
         self.server_ids = {}
+        # Zones roll one after the other: a zone's servers wait for the previous zone's gate, so at most one zone is
+        # ever being replaced and every other zone keeps its healthy servers behind the load balancer.
+        previous_gate: HealthGate | None = None
         for placement in args.placements:
-            ids = []
+            servers, members = [], []
             for index in range(1, args.servers_per_zone + 1):
                 server_name = f"{args.name_prefix}-app-{placement.label}{index}"
                 server = alicloud.ecs.Instance(
@@ -77,21 +89,45 @@ class AppTier(pulumi.ComponentResource):
                     # No password is ever set, so login is by key pair (if one is named) or not at all.
                     key_name=args.key_pair_name,
                     user_data=boot_config,
+                    # Servers are replaced on every release, so nothing may block deleting the old one.
+                    deletion_protection=False,
                     tags={**args.tags, "zone": placement.zone_id, "role": "app"},
                     volume_tags={**args.tags, "zone": placement.zone_id},
-                    opts=child,
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        replace_on_changes=_REPLACE_ON_CHANGES,
+                        delete_before_replace=False,
+                        depends_on=[previous_gate] if previous_gate else None,
+                    ),
                 )
-                alicloud.slb.ServerGroupServerAttachment(
-                    f"{name}-{placement.label}{index}-member",
-                    server_group_id=args.server_group_id,
-                    server_id=server.id,
-                    port=args.app_port,
-                    weight=100,
-                    type="ecs",
-                    description=server_name,
-                    opts=child,
+                members.append(
+                    alicloud.slb.ServerGroupServerAttachment(
+                        f"{name}-{placement.label}{index}-member",
+                        server_group_id=args.server_group_id,
+                        server_id=server.id,
+                        port=args.app_port,
+                        weight=100,
+                        type="ecs",
+                        description=server_name,
+                        # A new server gets a new membership next to the old one; Pulumi removes the old membership
+                        # at the end of a successful update, after every gate has passed.
+                        opts=pulumi.ResourceOptions(
+                            parent=self, replace_on_changes=["server_id"], delete_before_replace=False
+                        ),
+                    )
                 )
-                ids.append(server.id)
-            self.server_ids[placement.label] = ids
+                servers.append(server)
+            previous_gate = HealthGate(
+                f"{name}-{placement.label}-healthy",
+                HealthGateArgs(
+                    load_balancer_id=args.load_balancer_id,
+                    listener_port=args.listener_port,
+                    server_ids=[s.id for s in servers],
+                    region=args.region,
+                    timeout_seconds=args.health_gate_timeout_seconds,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=members),
+            )
+            self.server_ids[placement.label] = [s.id for s in servers]
 
         self.register_outputs({"server_ids": self.server_ids})

@@ -121,6 +121,9 @@ class AppSettings(_Section):
         str, _matching(_HEALTH_PATH_RE, "a path of 2-80 URL characters starting with '/', such as /health")
     ] = "/health"
     system_disk_gb: Annotated[int, Field(ge=20, le=500)] = 40
+    # How long a release waits for a zone's new servers to pass the load balancer's health check (boot, cloud-init,
+    # app start, then healthy_threshold checks) before it stops, leaving the old servers in service.
+    health_gate_timeout_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
     key_pair_name: Annotated[str, _matching(_KEY_PAIR_RE, "an ECS key pair name")] | None = None
 
 

@@ -28,6 +28,9 @@ MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
 EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
 DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
+HEALTH_GATE = "pulumi-python:dynamic/slb:HealthGate"
+# Our own dynamic resources: not from a provider SDK, so they have no SDK deprecation markers to check.
+OWN_TYPES_PREFIX = "pulumi-python:dynamic"
 
 # Fixed by the product: the public name of each environment.
 SUB_DOMAINS = {"dev": "dev", "preprod": "pre-prod", "prod": "www"}
@@ -262,7 +265,7 @@ def _args_properties(cls: type) -> set[str]:
 def nothing_deprecated(ev: Evaluation) -> list[str]:
     problems = []
     for r in ev.resources:
-        if not r.custom:
+        if not r.custom or r.type.startswith(OWN_TYPES_PREFIX):
             continue
         if resource_class(r.type) is None:
             problems.append(f"{r.urn}: {r.type} is not a resource of the installed SDKs")
@@ -308,6 +311,57 @@ def exports_complete(ev: Evaluation) -> list[str]:
     return problems
 
 
+def _ids(ev: Evaluation) -> dict[str, str]:
+    """Resource URN -> the ID it got offline."""
+    return {r.urn: id_ for id_, r in ev.by_id().items()}
+
+
+def rollout_zone_by_zone(ev: Evaluation) -> list[str]:
+    """Zone after zone: a zone's servers wait for the previous zone's gate, which waits for its members' health."""
+    by_urn, by_id, ids = ev.by_urn(), ev.by_id(), _ids(ev)
+    slb, listener = _one(ev, SLB), _one(ev, LISTENER)
+    zone_of = _zone_of_vswitch(ev)
+    member_of = {m.value("serverId"): m for m in ev.of_type(MEMBER)}
+    problems: list[str] = []
+    previous_gate: Resource | None = None
+    for zone in [z.id for z in settings_of(ev).network.zones]:
+        servers = [s for s in ev.of_type(ECS) if zone_of.get(s.value("vswitchId")) == zone]
+        server_ids = sorted(ids[s.urn] for s in servers)
+        gates = [g for g in ev.of_type(HEALTH_GATE) if sorted(g.value("serverIds") or []) == server_ids]
+        if len(gates) != 1:
+            problems.append(f"zone {zone}: no single health gate waits for exactly its servers {server_ids}")
+            continue
+        gate = gates[0]
+        if by_id.get(gate.value("loadBalancerId")) is not slb or gate.value("listenerPort") != listener.value(
+            "frontendPort"
+        ):
+            problems.append(f"{gate.urn}: does not ask the stack's SLB about its HTTP listener")
+        for server in servers:
+            member = member_of.get(ids[server.urn])
+            if member is None or member.urn not in gate.dependencies:
+                problems.append(f"{gate.urn}: does not wait until {server.urn} is a member of the SLB")
+            gates_waited_for = [d for d in server.dependencies if d in by_urn and by_urn[d].type == HEALTH_GATE]
+            expected = [previous_gate.urn] if previous_gate else []
+            if gates_waited_for != expected:
+                problems.append(f"{server.urn}: waits for gates {gates_waited_for}, expected {expected}")
+        previous_gate = gate
+    for member in ev.of_type(MEMBER):
+        if "serverId" not in member.replace_on_changes or member.delete_before_replace:
+            problems.append(f"{member.urn}: a new server must get a new membership before the old one is removed")
+    return problems
+
+
+def image_change_replaces_servers(ev: Evaluation) -> list[str]:
+    """A new image (or anything else that would restart a server in place) creates a new server first."""
+    problems = []
+    for server in ev.of_type(ECS):
+        if not {"imageId", "instanceType", "userData"} <= set(server.replace_on_changes):
+            problems.append(f"{server.urn}: replaceOnChanges {server.replace_on_changes} lets a release restart it")
+        if server.delete_before_replace or server.value("deletionProtection"):
+            problems.append(f"{server.urn}: must be created before, and deletable after, its replacement")
+    return problems
+
+
 ALL: dict[str, Check] = {
     check.__name__: check
     for check in (
@@ -328,5 +382,7 @@ ALL: dict[str, Check] = {
         servers_private_without_password,
         components_own_every_resource,
         exports_complete,
+        rollout_zone_by_zone,
+        image_change_replaces_servers,
     )
 }

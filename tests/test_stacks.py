@@ -180,6 +180,54 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
 ]
 
 
+def not_waiting_for(ev: Evaluation, name: str, dependency: str) -> Evaluation:
+    resource = next(r for r in ev.resources if r.name == name)
+    kept = tuple(d for d in resource.dependencies if not d.endswith(f"::{dependency}"))
+    assert kept != resource.dependencies, f"{name} did not depend on {dependency}"
+    return changed(ev, name, dependencies=kept)
+
+
+BROKEN += [
+    ("zone-b-does-not-wait", "prod", "rollout_zone_by_zone", lambda ev: not_waiting_for(ev, "app-b2", "app-a-healthy")),
+    (
+        "gate-before-membership",
+        "dev",
+        "rollout_zone_by_zone",
+        lambda ev: not_waiting_for(ev, "app-a-healthy", "app-a1-member"),
+    ),
+    (
+        "gate-misses-a-server",
+        "prod",
+        "rollout_zone_by_zone",
+        lambda ev: changed(ev, "app-a-healthy", {"serverIds": ["app-a1-id"]}),
+    ),
+    (
+        "gate-asks-another-listener",
+        "dev",
+        "rollout_zone_by_zone",
+        lambda ev: changed(ev, "app-b-healthy", {"listenerPort": 443}),
+    ),
+    (
+        "membership-removed-first",
+        "prod",
+        "rollout_zone_by_zone",
+        lambda ev: changed(ev, "app-b1-member", delete_before_replace=True),
+    ),
+    (
+        "image-updated-in-place",
+        "dev",
+        "image_change_replaces_servers",
+        lambda ev: changed(ev, "app-a1", replace_on_changes=("instanceType", "userData")),
+    ),
+    (
+        "server-deletion-protected",
+        "prod",
+        "image_change_replaces_servers",
+        lambda ev: changed(ev, "app-b1", {"deletionProtection": True}),
+    ),
+]
+
+
 def test_every_invariant_has_a_broken_case() -> None:
     assert {case[2] for case in BROKEN} == set(invariants.ALL)
 
