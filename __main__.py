@@ -15,10 +15,12 @@ from infra import (
     NetworkArgs,
     Placement,
     Subnet,
+    guard,
     load_settings,
 )
 
 settings = load_settings()  # raises with every problem listed before any resource is registered
+guard.check(settings)  # on a protected stack, refuses changes that would replace the network or the database
 zone_a, zone_b = settings.network.zones
 
 network = Network(
@@ -49,6 +51,7 @@ database = Database(
         db_name=settings.database.name,
         db_user=settings.database.user,
         backup_retention_days=settings.database.backup_retention_days,
+        password_version=settings.database.password_version,
         protect=settings.protect,
     ),
 )
@@ -99,8 +102,12 @@ app = AppTier(
             "DB_PORT": database.port,
             "DB_NAME": database.db_name,
             "DB_USER": database.user,
-            "DB_PASSWORD": database.password,
+            # The password is fetched at boot from this KMS secret by the image's boot helper, never passed here.
+            "DB_PASSWORD_SECRET": database.password_secret_name,
+            "DB_PASSWORD_VERSION": database.password_version,
+            "DB_SSL_MODE": "REQUIRED",
         },
+        readable_secret_arns=[database.password_secret_arn],
     ),
 )
 
@@ -115,3 +122,5 @@ pulumi.export("db_port", database.port)
 pulumi.export("db_name", database.db_name)
 pulumi.export("db_user", database.user)
 pulumi.export("db_password", database.password)
+pulumi.export("db_password_secret", database.password_secret_name)
+pulumi.export(guard.PINS_OUTPUT, guard.pins(settings))

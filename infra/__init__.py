@@ -1,5 +1,6 @@
 """ha-webapp's building blocks: the stack settings and the four components every stack is made of."""
 
+from infra import guard
 from infra.app_tier import AppTier, AppTierArgs, Placement
 from infra.config import SLB_SOURCE_CIDR, Settings, SettingsError, load_settings
 from infra.database import Database, DatabaseArgs
@@ -21,5 +22,6 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Subnet",
+    "guard",
     "load_settings",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,8 +44,10 @@ class AppTierArgs:
     listener_port: int
     region: str
     health_gate_timeout_seconds: int
-    # Written to the server's environment file at boot; may hold secrets, so the user data is always secret.
+    # Written to the server's environment file at boot. No secrets: they stay in KMS Secrets Manager, and the
+    # servers' RAM role may read exactly these secrets (by ARN) and nothing else.
     runtime_settings: Mapping[str, pulumi.Input[str]]
+    readable_secret_arns: Sequence[pulumi.Input[str]]
     key_pair_name: str | None = None
 
 
@@ -55,10 +58,56 @@ class AppTier(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ha-webapp:index:AppTier", name, None, opts)
-        boot_config: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(**args.runtime_settings).apply(
-                lambda settings: user_data.encode(user_data.cloud_config(settings))
-            )
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        # The servers' identity: a RAM role that ECS may pass to them, allowed to read the app's secrets and no more.
+        role = alicloud.ram.Role(
+            f"{name}-role",
+            role_name=f"{args.name_prefix}-app",
+            assume_role_policy_document=json.dumps(
+                {
+                    "Version": "1",
+                    "Statement": [
+                        {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": ["ecs.aliyuncs.com"]}}
+                    ],
+                }
+            ),
+            description=f"App servers of {args.name_prefix}: read their secrets at boot",
+            tags=tags,
+            opts=child,
+        )
+        policy = alicloud.ram.Policy(
+            f"{name}-read-secrets",
+            policy_name=f"{args.name_prefix}-app-read-secrets",
+            policy_document=pulumi.Output.all(*args.readable_secret_arns).apply(
+                lambda arns: json.dumps(
+                    {
+                        "Version": "1",
+                        "Statement": [{"Effect": "Allow", "Action": ["kms:GetSecretValue"], "Resource": list(arns)}],
+                    }
+                )
+            ),
+            description=f"Read the secrets of {args.name_prefix}'s app, nothing else",
+            tags=tags,
+            opts=child,
+        )
+        role_policy = alicloud.ram.RolePolicyAttachment(
+            f"{name}-role-read-secrets",
+            role_name=role.role_name,
+            policy_name=policy.policy_name,
+            policy_type="Custom",
+            opts=child,
+        )
+        # The boot helper in the image reads the role's credentials from the metadata service (token mode only).
+        settings = {
+            **args.runtime_settings,
+            "ALIBABA_CLOUD_ECS_METADATA": role.role_name,
+            "ALIBABA_CLOUD_IMDSV1_DISABLED": "true",
+            "ALIBABA_CLOUD_REGION": args.region,
+        }
+        boot_config = pulumi.Output.all(**settings).apply(
+            lambda values: user_data.encode(user_data.cloud_config(values))
         )
 
         self.server_ids = {}
@@ -66,7 +115,9 @@ class AppTier(pulumi.ComponentResource):
         # ever being replaced and every other zone keeps its healthy servers behind the load balancer.
         previous_gate: HealthGate | None = None
         for placement in args.placements:
-            servers, members = [], []
+            # What a zone's gate waits for besides health: each server's SLB membership and its RAM role.
+            servers: list[alicloud.ecs.Instance] = []
+            attachments: list[pulumi.Resource] = []
             for index in range(1, args.servers_per_zone + 1):
                 server_name = f"{args.name_prefix}-app-{placement.label}{index}"
                 server = alicloud.ecs.Instance(
@@ -100,7 +151,7 @@ class AppTier(pulumi.ComponentResource):
                         depends_on=[previous_gate] if previous_gate else None,
                     ),
                 )
-                members.append(
+                attachments.append(
                     alicloud.slb.ServerGroupServerAttachment(
                         f"{name}-{placement.label}{index}-member",
                         server_group_id=args.server_group_id,
@@ -116,6 +167,15 @@ class AppTier(pulumi.ComponentResource):
                         ),
                     )
                 )
+                # One attachment per server, so that a replacement server gets its role without touching the others.
+                attachments.append(
+                    alicloud.ecs.RamRoleAttachment(
+                        f"{name}-{placement.label}{index}-role",
+                        instance_id=server.id,
+                        ram_role_name=role.role_name,
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+                    )
+                )
                 servers.append(server)
             previous_gate = HealthGate(
                 f"{name}-{placement.label}-healthy",
@@ -126,7 +186,7 @@ class AppTier(pulumi.ComponentResource):
                     region=args.region,
                     timeout_seconds=args.health_gate_timeout_seconds,
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=members),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=attachments),
             )
             self.server_ids[placement.label] = [s.id for s in servers]
 

@@ -140,6 +140,9 @@ class DatabaseSettings(_Section):
     # MySQL 8.0 High-availability on ESSD starts at 20 GB and grows in steps of 5 GB.
     storage_gb: Annotated[int, Field(ge=20, le=32000, multiple_of=5)] = 20
     backup_retention_days: Annotated[int, Field(ge=7, le=730)] = 7
+    # Bump to rotate the account password: a new one is generated, stored as a new KMS secret version, and the app
+    # servers are rolled (their boot settings name the version) so that they read it.
+    password_version: Annotated[int, Field(ge=1, le=9999)] = 1
     name: Annotated[str, _matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _")] = "appdb"
     user: Annotated[
         str,
@@ -174,8 +177,11 @@ class Settings(_Section):
     database: DatabaseSettings
     load_balancer: LoadBalancerSettings = LoadBalancerSettings()
     dns: DnsSettings | None = None
-    # Provider-side deletion protection plus Pulumi `protect` on the stateful and address-holding resources.
+    # Provider-side deletion protection plus Pulumi `protect` on the stateful and address-holding resources; on such a
+    # stack, settings that would replace the VPC, the VSwitches or the database are refused (infra/guard.py)...
     protect: bool = False
+    # ...unless this is set, on purpose, for the one update that makes such a change.
+    allow_replacement: bool = False
 
     @property
     def name_prefix(self) -> str:
@@ -196,6 +202,7 @@ _KEYS: dict[str, bool] = {
     "loadBalancer": True,
     "dns": True,
     "protect": False,
+    "allowReplacement": False,
 }
 
 

@@ -1,4 +1,5 @@
-"""Database: a multi-zone RDS MySQL 8.0 instance with the application's database, account and backups."""
+"""Database: a multi-zone RDS MySQL 8.0 instance with the application's database, account, backups, and the
+account's password in KMS Secrets Manager."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ class DatabaseArgs:
     db_name: str
     db_user: str
     backup_retention_days: int
+    # Changing it generates a new password (and a new KMS secret version).
+    password_version: int
     # Provider-side deletion protection plus Pulumi `protect` on the instance and the database.
     protect: bool
 
@@ -41,6 +44,9 @@ class Database(pulumi.ComponentResource):
     db_name: pulumi.Output[str]
     user: pulumi.Output[str]
     password: pulumi.Output[str]
+    password_secret_name: pulumi.Output[str]
+    password_version: pulumi.Output[str]
+    password_secret_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ha-webapp:index:Database", name, None, opts)
@@ -63,6 +69,9 @@ class Database(pulumi.ComponentResource):
             zone_id_slave_a=args.standby_zone_id,
             vswitch_id=pulumi.Output.all(args.primary_vswitch_id, args.standby_vswitch_id).apply(",".join),
             security_ips=list(args.allowed_cidrs),
+            # TLS on the instance, and required by MySQL itself: a client that does not negotiate TLS is refused.
+            ssl_action="Open",
+            parameters=[alicloud.rds.InstanceParameterArgs(name="require_secure_transport", value="ON")],
             deletion_protection=args.protect,
             tags=tags,
             opts=guarded,
@@ -85,6 +94,7 @@ class Database(pulumi.ComponentResource):
             min_lower=2,
             min_numeric=2,
             min_special=1,
+            keepers={"version": str(args.password_version)},
             opts=child,
         )
         secret_password: pulumi.Output[str] = pulumi.Output.secret(password.result)
@@ -96,6 +106,20 @@ class Database(pulumi.ComponentResource):
             account_type="Normal",
             account_description="Application account (ReadWrite on the application database only)",
             opts=child,
+        )
+        # The one place servers get the password from, at boot, with their RAM role; it never travels in user data.
+        secret = alicloud.kms.Secret(
+            f"{name}-password-secret",
+            secret_name=f"{args.name_prefix}-db-password",
+            secret_data=secret_password,
+            secret_data_type="text",  # pragma: allowlist secret
+            version_id=f"v{args.password_version}",
+            description=f"Password of the {args.db_user} account of {args.name_prefix}-mysql",
+            # A deleted secret stays recoverable for a week: a mistaken delete must not lock the app out of its data.
+            recovery_window_in_days=7,
+            force_delete_without_recovery=False,
+            tags=tags,
+            opts=guarded,
         )
         privilege = alicloud.rds.AccountPrivilege(
             f"{name}-privilege",
@@ -123,6 +147,9 @@ class Database(pulumi.ComponentResource):
         # Read through the privilege so that whoever uses the account waits until it may use the database.
         self.user = privilege.account_name
         self.password = secret_password
+        self.password_secret_name = secret.secret_name
+        self.password_version = secret.version_id
+        self.password_secret_arn = secret.arn
         self.register_outputs(
             {
                 "host": self.host,
@@ -130,5 +157,7 @@ class Database(pulumi.ComponentResource):
                 "db_name": self.db_name,
                 "user": self.user,
                 "password": self.password,
+                "password_secret_name": self.password_secret_name,
+                "password_secret_arn": self.password_secret_arn,
             }
         )

@@ -12,7 +12,7 @@ import json
 import logging
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,23 +28,26 @@ PROJECT_DIR = Path(__file__).resolve().parents[1]
 PROGRAM = PROJECT_DIR / "__main__.py"
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc._special_secret_sig).
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-_SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pragma: allowlist secret
+_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
 # How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-SECRET_PLACEHOLDER = "offline-secret-value"
+SECRET_PLACEHOLDER = "offline-secret-value"  # pragma: allowlist secret
 
 # Values the cloud computes and the program reads. They are returned only in deploy mode (preview=False); in preview
 # mode they stay unknown, as in `pulumi preview`.
-_COMPUTED: dict[str, Any] = {
-    "random:index/randomPassword:RandomPassword": lambda name: {"result": f"{name}-Offline-Pa55word"},
-    "alicloud:ecs/eipAddress:EipAddress": lambda name: {"ipAddress": "203.0.113.10"},
-    "alicloud:rds/instance:Instance": lambda name: {
+_COMPUTED: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
+    "random:index/randomPassword:RandomPassword": lambda name, _: {"result": f"{name}-Offline-Pa55word"},
+    "alicloud:ecs/eipAddress:EipAddress": lambda name, _: {"ipAddress": "203.0.113.10"},
+    "alicloud:rds/instance:Instance": lambda name, _: {
         "connectionString": f"rm-{name}.mysql.rds.aliyuncs.com",
         "port": "3306",
     },
-    "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer": lambda name: {"address": "10.0.0.100"},
-    "alicloud:ecs/instance:Instance": lambda name: {"privateIp": "10.0.0.10", "status": "Running"},
+    "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer": lambda name, _: {"address": "10.0.0.100"},
+    "alicloud:ecs/instance:Instance": lambda name, _: {"privateIp": "10.0.0.10", "status": "Running"},
+    "alicloud:kms/secret:Secret": lambda name, inputs: {
+        "arn": f"acs:kms:cn-hangzhou:1234567890123456:secret/{inputs.get('secretName')}"
+    },
 }
 
 
@@ -169,15 +172,20 @@ def _as_config_string(value: Any) -> str:
 
 
 class _RecordingMocks(Mocks):
-    def __init__(self, preview: bool) -> None:
+    def __init__(self, preview: bool, deployed_outputs: Mapping[str, Any] | None) -> None:
         self.preview = preview
+        self.deployed_outputs = dict(deployed_outputs or {})
         self.invokes: list[str] = []
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            # The program reads its own stack's last outputs back (infra/guard.py): answer with the given ones.
+            state: dict[str, Any] = {"name": args.inputs.get("name"), "outputs": self.deployed_outputs}
+            return args.resource_id, {**state, "secretOutputNames": []}
         computed = _COMPUTED.get(args.typ)
         outputs = dict(args.inputs)
         if computed is not None and not self.preview:
-            outputs.update(computed(args.name))
+            outputs.update(computed(args.name, args.inputs))
         return (None if self.preview else mock_id(args.name)), outputs
 
     def call(self, args: MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
@@ -210,13 +218,23 @@ class _ListHandler(logging.Handler):
         self.records.append(record)
 
 
-def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bool = False) -> Evaluation:
-    """Run the program for `stack` under the mock runtime; `overrides` replace or add raw config values.
+def evaluate(
+    stack: str,
+    overrides: Mapping[str, str | None] | None = None,
+    preview: bool = False,
+    deployed_outputs: Mapping[str, Any] | None = None,
+) -> Evaluation:
+    """Run the program for `stack` under the mock runtime; `overrides` replace, add or (None) remove raw config values;
+    `deployed_outputs` are the stack's outputs as last deployed (None: a stack deployed for the first time).
 
     Raises the program's `pulumi.RunError` (for example invalid settings) unchanged.
     """
     config, secret_keys = stack_config(stack)
-    config.update(overrides or {})
+    for key, value in (overrides or {}).items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
     project = project_name()
 
     # Several stacks run in one process: each needs its own root stack, a replaced (not merged) config map, and
@@ -226,7 +244,7 @@ def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bo
             del sys.modules[module]
     pulumi.runtime.settings.ROOT.set(None)
 
-    mocks = _RecordingMocks(preview)
+    mocks = _RecordingMocks(preview, deployed_outputs)
     monitor = _RecordingMonitor(mocks)
     handler = _ListHandler()
     logger = logging.getLogger(f"ha-webapp.offline.{stack}")

@@ -31,6 +31,18 @@ def env_file(settings: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings as literal blocks, so the environment file reads as itself in a plan or a diff."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _string)
+
+
 def cloud_config(settings: Mapping[str, str]) -> str:
     """A cloud-init document that writes the settings (root-only) and (re)starts the app with them."""
     document = {
@@ -39,7 +51,7 @@ def cloud_config(settings: Mapping[str, str]) -> str:
         ],
         "runcmd": [["systemctl", "restart", APP_UNIT]],
     }
-    return "#cloud-config\n" + str(yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+    return "#cloud-config\n" + str(yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
 
 
 def encode(document: str) -> str:

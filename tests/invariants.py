@@ -6,14 +6,16 @@ broken copy of a stack (at least one violation): every check is seen failing.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
+import json
 import re
 from collections import Counter
 from collections.abc import Callable
 
 from infra.config import SLB_SOURCE_CIDR, Settings, parse_settings
-from infra.deprecations import deprecated_inputs, deprecated_resource, resource_class
 from infra.offline import Evaluation, Resource, stack_config
+from infra.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
 
 VSWITCH = "alicloud:vpc/switch:Switch"
 SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
@@ -28,6 +30,10 @@ MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
 EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
 DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
+KMS_SECRET = "alicloud:kms/secret:Secret"  # pragma: allowlist secret
+RAM_ROLE = "alicloud:ram/role:Role"
+RAM_POLICY = "alicloud:ram/policy:Policy"
+RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
 HEALTH_GATE = "pulumi-python:dynamic/slb:HealthGate"
 # Our own dynamic resources: not from a provider SDK, so they have no SDK deprecation markers to check.
 OWN_TYPES_PREFIX = "pulumi-python:dynamic"
@@ -52,7 +58,8 @@ NAME_INPUTS = {
     "addressName",
 }
 NAME_INPUTS_BY_TYPE = {SERVER_GROUP: {"name"}}
-PASSWORD_LIKE = re.compile(r"password|secret|userdata|privatekey|accesskey|token$", re.I)
+# Inputs that hold a secret value (not the name of one, like a KMS secretName).
+PASSWORD_LIKE = re.compile(r"password(?!inherit)|secretdata$|privatekey|accesskeysecret|securitytoken", re.I)
 EXPORTS = {
     "url",
     "eip_address",
@@ -65,6 +72,8 @@ EXPORTS = {
     "db_name",
     "db_user",
     "db_password",
+    "db_password_secret",
+    "replacement_pins",
 }
 
 Check = Callable[[Evaluation], list[str]]
@@ -287,9 +296,60 @@ def servers_private_without_password(ev: Evaluation) -> list[str]:
             problems.append(f"{server.urn}: allows password login")
         if server.value("imageId") != image_id:
             problems.append(f"{server.urn}: image {server.value('imageId')} is not ha-webapp:imageId {image_id}")
-        if not server.is_secret("userData"):
-            problems.append(f"{server.urn}: user data is not secret")
+        if server.value("httpTokens") != "required" or server.value("systemDiskEncrypted") is not True:
+            problems.append(f"{server.urn}: metadata must need a session token and the system disk be encrypted")
     return problems
+
+
+def user_data_holds_no_secret(ev: Evaluation) -> list[str]:
+    """Boot settings name where secrets are (a KMS secret), never carry one."""
+    password = str(ev.exports["db_password"])
+    problems = []
+    for server in ev.of_type(ECS):
+        text = base64.b64decode(str(server.value("userData"))).decode()
+        if password in text:
+            problems.append(f"{server.urn}: user data carries the database password")
+        problems += [
+            f"{server.urn}: user data sets {line.split('=')[0]}, a secret"
+            for line in text.splitlines()
+            if re.match(r"\s*[A-Z_]*(PASSWORD|SECRET_KEY|TOKEN)=", line)
+        ]
+    return problems
+
+
+def servers_read_only_their_secret(ev: Evaluation) -> list[str]:
+    """Each server has the app role; the role may only read the database password's secret, from ECS only."""
+    ids = _ids(ev)
+    role = _one(ev, RAM_ROLE)
+    policy = _one(ev, RAM_POLICY)
+    secret = _one(ev, KMS_SECRET)
+    secret_arn = f"acs:kms:cn-hangzhou:1234567890123456:secret/{secret.value('secretName')}"
+    problems = []
+    trust = json.loads(str(role.value("assumeRolePolicyDocument")))
+    principals = [p for st in trust["Statement"] for p in st.get("Principal", {}).get("Service", [])]
+    if principals != ["ecs.aliyuncs.com"]:
+        problems.append(f"{role.urn}: may be assumed by {principals}, expected ECS only")
+    statements = json.loads(str(policy.value("policyDocument")))["Statement"]
+    allowed = [(st.get("Effect"), sorted(st.get("Action", [])), sorted(st.get("Resource", []))) for st in statements]
+    if allowed != [("Allow", ["kms:GetSecretValue"], [secret_arn])]:
+        problems.append(f"{policy.urn}: allows {allowed}, expected only kms:GetSecretValue on {secret_arn}")
+    attached = Counter(
+        a.value("instanceId")
+        for a in ev.of_type(RAM_ROLE_ATTACHMENT)
+        if a.value("ramRoleName") == role.value("roleName")
+    )
+    problems += [
+        f"{s.urn}: has the app role {attached[ids[s.urn]]} times" for s in ev.of_type(ECS) if attached[ids[s.urn]] != 1
+    ]
+    return problems
+
+
+def rds_requires_tls(ev: Evaluation) -> list[str]:
+    rds = _one(ev, RDS)
+    parameters = {p["name"]: p["value"] for p in rds.value("parameters") or []}
+    if rds.value("sslAction") != "Open" or parameters.get("require_secure_transport") != "ON":
+        return [f"{rds.urn}: TLS must be on and required (sslAction Open, require_secure_transport ON)"]
+    return []
 
 
 def components_own_every_resource(ev: Evaluation) -> list[str]:
@@ -384,5 +444,8 @@ ALL: dict[str, Check] = {
         exports_complete,
         rollout_zone_by_zone,
         image_change_replaces_servers,
+        user_data_holds_no_secret,
+        servers_read_only_their_secret,
+        rds_requires_tls,
     )
 }

@@ -7,8 +7,10 @@ import json
 import re
 from typing import Any
 
+import pulumi
 import pytest
 
+from infra import offline
 from infra.config import Settings, SettingsError, parse_settings
 from infra.offline import stack_config
 
@@ -126,6 +128,8 @@ BAD = [
     ("key-pair-malformed", {"ha-webapp:app.keyPairName": "1 key"}, "ha-webapp:app.keyPairName", "key pair"),
     ("slb-spec-unknown", {"ha-webapp:loadBalancer": {"spec": "slb.s9.huge"}}, "loadBalancer.spec", "CLB spec"),
     ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
+    ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
+    ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),
 ]
 
 
@@ -136,6 +140,27 @@ def test_bad_settings_are_rejected_naming_the_key(changes: dict[str, Any], key: 
     matching = [p for p in raised.value.problems if key in p.key]
     assert matching, f"no problem names {key!r}: {raised.value}"
     assert any(expected in p.message for p in matching), f"{key!r}: expected {expected!r} in {raised.value}"
+
+
+@pytest.mark.parametrize(("changes", "key"), [(c[1], c[2]) for c in BAD], ids=[c[0] for c in BAD])
+def test_the_program_stops_on_bad_settings_before_registering_anything(
+    changes: dict[str, Any], key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registered: list[str] = []
+    original = offline._RecordingMonitor.RegisterResource
+
+    def counting(self: offline._RecordingMonitor, request: Any) -> Any:
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", counting)
+    config = settings_with(changes)
+    stack_keys, _ = stack_config("prod")
+    # The evaluator re-imports the program's modules per run, so the program raises its own SettingsError class.
+    with pytest.raises(pulumi.RunError) as raised:
+        offline.evaluate("prod", overrides={k: config.get(k) for k in {*stack_keys, *config}})
+    assert key in str(raised.value)
+    assert registered == ["pulumi:pulumi:Stack"], "a resource was registered before the settings were refused"
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -23,7 +23,7 @@ from tests.fake_slb import FakeSlb, serve
 from tests.invariants import HEALTH_GATE
 
 ACCESS_KEY_ID = "LTAI-gate-test-key-id"
-ACCESS_KEY_SECRET = "gate-test-secret-do-not-print"
+ACCESS_KEY_SECRET = "gate-test-secret-do-not-print"  # pragma: allowlist secret
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_a_server_not_yet_behind_the_listener_is_reported_as_such(slb: FakeSlb) 
             r"HTTP 403 Forbidden\.RAM .*User not authorized",
         ),
         ({"load_balancer_id": "lb-other"}, "InvalidLoadBalancerId.NotFound"),
-        ({"access_key_secret": "the-api-knows-another-secret"}, "SignatureDoesNotMatch"),
+        ({"access_key_secret": "the-api-knows-another-secret"}, "SignatureDoesNotMatch"),  # pragma: allowlist secret
     ],
     ids=["not-authorized", "unknown-load-balancer", "wrong-secret"],
 )

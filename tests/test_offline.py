@@ -70,5 +70,5 @@ def test_invalid_settings_stop_the_program_before_any_resource(monkeypatch: pyte
 def test_preview_leaves_cloud_computed_values_unknown() -> None:
     ev = offline.evaluate("dev", preview=True)
     assert ev.exports["db_host"] is None and ev.exports["url"] == "http://dev.my-sample-domain.xyz"
-    server = ev.of_type("alicloud:ecs/instance:Instance")[0]
-    assert server.is_secret("userData")
+    (secret,) = ev.of_type("alicloud:kms/secret:Secret")
+    assert secret.is_secret("secretData")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from infra import user_data
 from infra.offline import Evaluation, Resource
 from tests import invariants
 from tests.conftest import STACKS
+from tests.mutations import changed, plain, without
 
 
 @pytest.mark.parametrize("check", invariants.ALL.values(), ids=list(invariants.ALL))
@@ -25,31 +27,6 @@ from tests.conftest import STACKS
 def test_invariant_holds(evaluations: dict[str, Evaluation], stack: str, check: invariants.Check) -> None:
     violations = check(evaluations[stack])
     assert violations == [], "\n".join(violations)
-
-
-def changed(ev: Evaluation, name: str, inputs: dict[str, Any] | None = None, **fields: Any) -> Evaluation:
-    """A copy of `ev` in which resource `name` has other inputs (None removes one) or other options."""
-    resources = []
-    hits = 0
-    for r in ev.resources:
-        if r.name == name:
-            hits += 1
-            new_inputs = {**r.inputs, **(inputs or {})}
-            r = dataclasses.replace(r, inputs={k: v for k, v in new_inputs.items() if v is not None}, **fields)
-        resources.append(r)
-    assert hits == 1, f"no single resource named {name}"
-    return dataclasses.replace(ev, resources=resources)
-
-
-def without(ev: Evaluation, name: str) -> Evaluation:
-    assert any(r.name == name for r in ev.resources), name
-    return dataclasses.replace(ev, resources=[r for r in ev.resources if r.name != name])
-
-
-def plain(ev: Evaluation, name: str, key: str) -> Evaluation:
-    """Make a secret input plain text."""
-    resource = next(r for r in ev.resources if r.name == name)
-    return changed(ev, name, {key: resource.value(key)})
 
 
 Breaker = Callable[[Evaluation], Evaluation]
@@ -108,7 +85,12 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         "no_ingress_from_anywhere",
         lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "10.10.0.0/16"}),
     ),
-    ("user-data-in-clear", "prod", "password_like_inputs_are_secret", lambda ev: plain(ev, "app-a1", "userData")),
+    (
+        "kms-secret-in-clear",
+        "prod",
+        "password_like_inputs_are_secret",
+        lambda ev: plain(ev, "database-password-secret", "secretData"),
+    ),
     (
         "db-password-in-clear",
         "dev",
@@ -187,7 +169,72 @@ def not_waiting_for(ev: Evaluation, name: str, dependency: str) -> Evaluation:
     return changed(ev, name, dependencies=kept)
 
 
+def boot_with(ev: Evaluation, name: str, extra: str) -> Evaluation:
+    server = next(r for r in ev.resources if r.name == name)
+    text = base64.b64decode(str(server.value("userData"))).decode() + extra
+    return changed(ev, name, {"userData": base64.b64encode(text.encode()).decode()})
+
+
+def with_policy(ev: Evaluation, statement: dict[str, Any]) -> Evaluation:
+    return changed(ev, "app-read-secrets", {"policyDocument": json.dumps({"Version": "1", "Statement": [statement]})})
+
+
 BROKEN += [
+    (
+        "password-in-user-data",
+        "prod",
+        "user_data_holds_no_secret",
+        lambda ev: boot_with(ev, "app-b1", f"# {ev.exports['db_password']}\n"),
+    ),
+    (
+        "token-in-user-data",
+        "dev",
+        "user_data_holds_no_secret",
+        lambda ev: boot_with(ev, "app-a1", "    GITLAB_TOKEN=glpat-123\n"),
+    ),
+    (
+        "role-reads-every-secret",
+        "prod",
+        "servers_read_only_their_secret",
+        lambda ev: with_policy(ev, {"Effect": "Allow", "Action": ["kms:GetSecretValue"], "Resource": ["*"]}),
+    ),
+    (
+        "role-may-decrypt",
+        "dev",
+        "servers_read_only_their_secret",
+        lambda ev: with_policy(ev, {"Effect": "Allow", "Action": ["kms:*"], "Resource": ["*"]}),
+    ),
+    ("server-without-role", "prod", "servers_read_only_their_secret", lambda ev: without(ev, "app-b2-role")),
+    (
+        "role-for-anyone",
+        "dev",
+        "servers_read_only_their_secret",
+        lambda ev: changed(
+            ev,
+            "app-role",
+            {
+                "assumeRolePolicyDocument": json.dumps(
+                    {
+                        "Version": "1",
+                        "Statement": [
+                            {
+                                "Action": "sts:AssumeRole",
+                                "Effect": "Allow",
+                                "Principal": {"RAM": ["acs:ram::1234567890123456:root"]},
+                            }
+                        ],
+                    }
+                )
+            },
+        ),
+    ),
+    ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"parameters": []})),
+    (
+        "metadata-without-token",
+        "dev",
+        "servers_private_without_password",
+        lambda ev: changed(ev, "app-a1", {"httpTokens": "optional"}),
+    ),
     ("zone-b-does-not-wait", "prod", "rollout_zone_by_zone", lambda ev: not_waiting_for(ev, "app-b2", "app-a-healthy")),
     (
         "gate-before-membership",
@@ -274,7 +321,12 @@ def test_user_data_hands_the_runtime_settings_to_the_image(evaluations: dict[str
             "DB_PORT": ev.exports["db_port"],
             "DB_NAME": settings.database.name,
             "DB_USER": settings.database.user,
-            "DB_PASSWORD": ev.exports["db_password"],
+            "DB_PASSWORD_SECRET": ev.exports["db_password_secret"],
+            "DB_PASSWORD_VERSION": "v1",  # pragma: allowlist secret
+            "DB_SSL_MODE": "REQUIRED",
+            "ALIBABA_CLOUD_ECS_METADATA": f"ha-webapp-{stack}-app",
+            "ALIBABA_CLOUD_IMDSV1_DISABLED": "true",
+            "ALIBABA_CLOUD_REGION": settings.region,
         }
     )
 

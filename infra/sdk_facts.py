@@ -1,17 +1,26 @@
-"""What the installed provider SDKs themselves mark deprecated, looked up by resource type token.
+"""What the installed provider SDKs themselves say about a resource type: deprecated or not, taggable or not.
 
 Deprecated inputs passed as keyword arguments log nothing (the SDK only warns through its `...Args` classes), and
 under the mock runtime no provider is there to warn either, so the program's use of the SDK is checked against the
 SDK's own markers instead: `@deprecated` property getters on the `...Args` class for inputs, and a class-level
 `DeprecationWarning` or a `**DEPRECATED:**` note in the resource's documentation for whole resources.
+
+The policy pack runs in its own small virtualenv without the provider SDK, so `python -m infra.sdk_facts` writes the
+facts it needs, for the SDK services this project uses, to `policy/sdk_facts.json`; a test keeps that file current.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import importlib
 import inspect
+import json
 import re
+import sys
+import warnings
+from importlib.metadata import version
+from pathlib import Path
 
 import pulumi
 from pulumi.type_token import get_type_token
@@ -72,3 +81,54 @@ def deprecated_inputs(type_token: str) -> dict[str, str]:
                 break
             getter = getattr(getter, "__wrapped__", None)
     return found
+
+
+def args_properties(type_token: str) -> set[str]:
+    """The Python names of the inputs the resource's `...Args` class declares."""
+    cls = resource_class(type_token)
+    args_cls = getattr(inspect.getmodule(cls), f"{cls.__name__}Args", None) if cls else None
+    return {name for name, value in vars(args_cls or object).items() if isinstance(value, property)}
+
+
+def taggable(type_token: str) -> bool:
+    return "tags" in args_properties(type_token)
+
+
+# The provider services this project's program may use; the policy pack's facts cover exactly these.
+SERVICES = ("dns", "ecs", "kms", "ram", "rds", "slb", "vpc")
+FACTS_FILE = Path(__file__).resolve().parents[1] / "policy" / "sdk_facts.json"
+
+
+def service_types(service: str) -> list[str]:
+    """Every resource type token of one pulumi_alicloud service package."""
+    package = importlib.import_module(f"pulumi_alicloud.{service}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # deprecated modules warn on import; reading them is fine
+        # The SDK loads service packages lazily: touching one attribute loads the whole package namespace.
+        getattr(package, "outputs", None)
+        classes = [v for v in vars(package).values() if isinstance(v, type) and issubclass(v, pulumi.CustomResource)]
+    return sorted(token for cls in classes if (token := get_type_token(cls)))
+
+
+def facts(services: tuple[str, ...] = SERVICES) -> dict[str, object]:
+    tokens = [t for s in services for t in service_types(s)]
+    return {
+        "generatedBy": "python -m infra.sdk_facts",
+        "sdk": {"pulumi-alicloud": version("pulumi-alicloud")},
+        "services": list(services),
+        "deprecated": {t: reason for t in tokens if (reason := deprecated_resource(t))},
+        "taggable": [t for t in tokens if taggable(t)],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.sdk_facts", description="Write the policy pack's SDK facts.")
+    parser.add_argument("--output", type=Path, default=FACTS_FILE)
+    args = parser.parse_args(argv)
+    args.output.write_text(json.dumps(facts(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.deprecations import deprecated_inputs, deprecated_resource, resource_class
+from infra.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
 
 DEPRECATED_RESOURCES = [
     "alicloud:slb/loadBalancer:LoadBalancer",  # -> slb.ApplicationLoadBalancer
