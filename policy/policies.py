@@ -1,0 +1,302 @@
+"""ha-webapp's policy rules for `pulumi preview/up --policy-pack policy`.
+
+Mandatory rules guard what would make a stack unsafe or not highly available (a failed rule stops the update);
+advisory rules guard bookkeeping (a warning). The rules read only resource inputs and options, so the tests run them
+offline against the resources the mock runtime records.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+VSWITCH = "alicloud:vpc/switch:Switch"
+ECS = "alicloud:ecs/instance:Instance"
+SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+RDS = "alicloud:rds/instance:Instance"
+RDS_ACCOUNT = "alicloud:rds/rdsAccount:RdsAccount"
+SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+EIP = "alicloud:ecs/eipAddress:EipAddress"
+KMS_SECRET = "alicloud:kms/secret:Secret"  # pragma: allowlist secret
+
+# Where a password may legitimately be an input: the account it opens, and the secret store that hands it out.
+PASSWORD_HOLDERS = {(RDS_ACCOUNT, "accountPassword"), (KMS_SECRET, "secretData")}
+# Inputs that would let someone log in to an app server with a password instead of a key pair.
+SERVER_PASSWORD_INPUTS = ("password", "kmsEncryptedPassword", "passwordInherit")
+# Passwords are at least this long; shorter values (ports, flags) would match by accident.
+_MIN_PASSWORD_LENGTH = 8
+
+PROTECTED_STACKS = ("prod",)
+REQUIRED_TAGS = ("project", "stack")
+# Internet ingress is for the load balancer's listeners; nothing else listens to the whole internet.
+LISTENER_PORTS = (80, 443)
+
+# What the provider SDK says about the resource types of the services this project uses (deprecated, taggable),
+# written by `python -m infra.sdk_facts` from the SDK's own markers; this pack's venv has no SDK, and a test keeps
+# the file current.
+_FACTS = json.loads((Path(__file__).parent / "sdk_facts.json").read_text(encoding="utf-8"))
+DEPRECATED_TYPES: Mapping[str, str] = _FACTS["deprecated"]
+TAGGABLE_TYPES: frozenset[str] = frozenset(_FACTS["taggable"])
+
+
+def stack_of(urn: str) -> str:
+    """The stack name in a URN (urn:pulumi:<stack>::<project>::<type>::<name>)."""
+    return urn.split("::", 1)[0].rsplit(":", 1)[-1]
+
+
+def _config(args: Any, key: str, default: Any) -> Any:
+    return (args.get_config() or {}).get(key, default)
+
+
+# --- high availability -------------------------------------------------------------------------------------------
+
+
+def _two_zones(args: StackValidationArgs, report: ReportViolation) -> None:
+    switches = [r for r in args.resources if r.resource_type == VSWITCH]
+    zones = {r.props.get("zoneId") for r in switches}
+    if len(switches) != 2 or len(zones) != 2:
+        report(f"expected two VSwitches in two different zones, found zones {sorted(map(str, zones))}", None)
+        return
+    zone_of = {r.urn: r.props.get("zoneId") for r in switches}
+    serving = set()
+    for server in (r for r in args.resources if r.resource_type == ECS):
+        vswitches = server.property_dependencies.get("vswitchId", [])
+        serving.update(zone_of[v.urn] for v in vswitches if v.urn in zone_of)
+    for zone in sorted(map(str, zones - serving)):
+        report(f"no app server in zone {zone}: losing the other zone would take the site down", None)
+
+
+two_zones = StackValidationPolicy(
+    name="ha-two-zones",
+    description="The stack spans exactly two zones, each with a VSwitch and at least one app server.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_two_zones,
+)
+
+
+def _rds_multi_zone(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RDS:
+        return
+    props = args.props
+    if props.get("category") != "HighAvailability":
+        report(f"RDS category is {props.get('category')!r}; expected HighAvailability (primary plus standby)", None)
+    primary, standby = props.get("zoneId"), props.get("zoneIdSlaveA")
+    if not standby or standby == primary:
+        report(f"RDS standby zone {standby!r} must be set and differ from the primary zone {primary!r}", None)
+    vswitches = str(props.get("vswitchId") or "").split(",")
+    if len([v for v in vswitches if v]) != 2:
+        report("RDS vswitchId must name two VSwitches, primary zone first, separated by a comma", None)
+
+
+rds_multi_zone = ResourceValidationPolicy(
+    name="rds-multi-zone",
+    description="The database has a standby in a second zone, on its own VSwitch.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_rds_multi_zone,
+)
+
+
+# --- network exposure ----------------------------------------------------------------------------------------------
+
+
+def _ports(port_range: str) -> range:
+    start, _, end = port_range.partition("/")
+    low, high = int(start), int(end or start)
+    return range(low, high + 1) if low > 0 else range(1, 65536)  # "-1/-1" means every port
+
+
+def _no_internet_ingress(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != SG_RULE or args.props.get("type") != "ingress":
+        return
+    source = args.props.get("cidrIp") or args.props.get("ipv6CidrIp")
+    if not source or ipaddress.ip_network(source, strict=False).prefixlen != 0:
+        return
+    allowed = set(_config(args, "listenerPorts", LISTENER_PORTS))
+    ports = _ports(str(args.props.get("portRange") or "-1/-1"))
+    if not set(ports) <= allowed:
+        report(f"ingress from {source} on ports {args.props.get('portRange')}: only {sorted(allowed)} may be", None)
+
+
+no_internet_ingress = ResourceValidationPolicy(
+    name="no-internet-ingress",
+    description="No security group admits the whole internet, except on the load balancer's listener ports.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_no_internet_ingress,
+)
+
+
+def _servers_private(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != ECS:
+        return
+    if (args.props.get("internetMaxBandwidthOut") or 0) > 0:
+        report("app servers get no public address; traffic comes through the load balancer", None)
+
+
+servers_private = ResourceValidationPolicy(
+    name="app-servers-private",
+    description="App servers have no public IP address.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_servers_private,
+)
+
+
+def _rds_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != RDS:
+        return
+    for entry in args.props.get("securityIps") or []:
+        network = ipaddress.ip_network(str(entry), strict=False)
+        if not network.is_private:
+            report(f"RDS whitelist entry {entry} is not a private range; only the app subnets may connect", None)
+
+
+rds_not_public = ResourceValidationPolicy(
+    name="rds-private-whitelist",
+    description="The database whitelist holds private ranges only.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_rds_not_public,
+)
+
+
+# --- secrets -------------------------------------------------------------------------------------------------------
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string in a property value, plus the decoded text of base64 strings (user data is base64)."""
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+        try:
+            decoded: str | None = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            decoded = None
+        if decoded is not None:
+            yield decoded
+
+
+def _no_plaintext_passwords(args: StackValidationArgs, report: ReportViolation) -> None:
+    passwords: dict[str, str] = {}
+    for r in args.resources:
+        for type_token, key in PASSWORD_HOLDERS:
+            value = r.props.get(key) if r.resource_type == type_token else None
+            if isinstance(value, str) and len(value) >= _MIN_PASSWORD_LENGTH:
+                passwords[value] = f"{r.name}.{key}"
+    for r in args.resources:
+        if r.resource_type == ECS:
+            for key in SERVER_PASSWORD_INPUTS:
+                if r.props.get(key):
+                    report(f"{r.name}: {key} allows password login to an app server; use a key pair or none", r.urn)
+        for key, value in r.props.items():
+            if (r.resource_type, key) in PASSWORD_HOLDERS:
+                continue
+            for text in _strings(value):
+                for password, holder in passwords.items():
+                    if password in text:
+                        report(f"{r.name}.{key} contains the password of {holder} in clear", r.urn)
+
+
+no_plaintext_passwords = StackValidationPolicy(
+    name="no-plaintext-passwords",
+    description=(
+        "Passwords appear only where they are used (the database account, the secret store), never in user data, "
+        "tags or other inputs, and app servers have no login password."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_no_plaintext_passwords,
+)
+
+
+# --- protection ----------------------------------------------------------------------------------------------------
+
+# Resource type -> (deletion protection input, the value that means "on").
+_PROTECTION = {RDS: ("deletionProtection", True), SLB: ("deleteProtection", "on"), EIP: ("deletionProtection", True)}
+
+
+def _prod_protection(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in _PROTECTION:
+        return
+    stack = stack_of(args.urn)
+    if stack not in _config(args, "protectedStacks", PROTECTED_STACKS):
+        return
+    key, on = _PROTECTION[args.resource_type]
+    if args.props.get(key) != on:
+        report(f"{key} must be {on!r} on stack {stack}", None)
+    if not args.opts.protect:
+        report(f"Pulumi `protect` must be set on stack {stack}", None)
+
+
+prod_deletion_protection = ResourceValidationPolicy(
+    name="prod-deletion-protection",
+    description="On protected stacks the database, load balancer and EIP carry deletion protection and `protect`.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_prod_protection,
+)
+
+
+# --- hygiene -------------------------------------------------------------------------------------------------------
+
+
+def _no_deprecated(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    reason = DEPRECATED_TYPES.get(args.resource_type)
+    if reason:
+        report(f"{args.resource_type} is deprecated: {reason}", None)
+
+
+no_deprecated_resources = ResourceValidationPolicy(
+    name="no-deprecated-resources",
+    description="No resource type the provider SDK marks deprecated.",
+    # Mandatory: a deprecated resource is one the provider may drop, and its replacement usually manages state
+    # differently, so it is cheaper to refuse it than to migrate it later.
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_no_deprecated,
+)
+
+
+def _required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in TAGGABLE_TYPES:
+        return
+    tags = args.props.get("tags") or {}
+    missing = [t for t in REQUIRED_TAGS if not tags.get(t)]
+    if missing:
+        report(f"tags {sorted(tags)} lack {missing}", None)
+    elif tags.get("stack") != stack_of(args.urn):
+        report(f"tag stack={tags.get('stack')!r} but the resource belongs to stack {stack_of(args.urn)!r}", None)
+
+
+required_tags = ResourceValidationPolicy(
+    name="required-tags",
+    description="Taggable resources carry the project and stack tags.",
+    # Advisory: tags drive cost reports and clean-up, not safety; a missing tag should not block a fix at 3 am.
+    enforcement_level=EnforcementLevel.ADVISORY,
+    validate=_required_tags,
+)
+
+ALL = [
+    two_zones,
+    rds_multi_zone,
+    no_internet_ingress,
+    servers_private,
+    rds_not_public,
+    no_plaintext_passwords,
+    prod_deletion_protection,
+    no_deprecated_resources,
+    required_tags,
+]
