@@ -33,6 +33,7 @@ _SIG_KEY = "4dabf18193072939515e22adb298388d"
 # How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_PLACEHOLDER = "offline-secret-value"
+_TOOLS = (__name__, "infra.plan")
 
 # Values the cloud computes and the program reads. They are returned only in deploy mode (preview=False); in preview
 # mode they stay unknown, as in `pulumi preview`.
@@ -88,6 +89,8 @@ class Evaluation:
     secret_exports: set[str]
     warnings: list[str]
     invokes: list[str] = field(default_factory=list)
+    # Exports the cloud computes (preview mode); their value in `exports` is None.
+    unknown_exports: set[str] = field(default_factory=set)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -210,6 +213,13 @@ class _ListHandler(logging.Handler):
         self.records.append(record)
 
 
+def _is_program_module(name: str) -> bool:
+    # The offline tools (this module, the plan) read evaluations and are no part of the program: importing them
+    # afresh would hand their callers a second copy of every class they define.
+    tool = any(name == t or name.startswith(f"{t}.") for t in _TOOLS)
+    return (name == "infra" or name.startswith("infra.")) and not tool
+
+
 def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bool = False) -> Evaluation:
     """Run the program for `stack` under the mock runtime; `overrides` replace or add raw config values.
 
@@ -221,9 +231,8 @@ def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bo
 
     # Several stacks run in one process: each needs its own root stack, a replaced (not merged) config map, and
     # freshly imported program modules so that nothing one stack computed leaks into the next.
-    for module in [m for m in sys.modules if m == "infra" or m.startswith("infra.")]:
-        if module != __name__:
-            del sys.modules[module]
+    for module in [m for m in sys.modules if _is_program_module(m)]:
+        del sys.modules[module]
     pulumi.runtime.settings.ROOT.set(None)
 
     mocks = _RecordingMocks(preview)
@@ -244,16 +253,18 @@ def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bo
 
     root = pulumi.runtime.get_root_resource()
     outputs: dict[str, Any] = getattr(root, "outputs", None) or {}
-    exports, secret_exports = {}, set()
+    exports, secret_exports, unknown_exports = {}, set(), set()
     for name, value in outputs.items():
         output = pulumi.Output.from_input(value)
         exports[name] = _sync_await(output.future())
         if _sync_await(output.is_secret()):
             secret_exports.add(name)
+        if not _sync_await(output.is_known()):
+            unknown_exports.add(name)
 
     resources = [_record(urn, request) for urn, request in monitor.requests]
     warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
-    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes)
+    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports)
 
 
 def _record(urn: str, request: Any) -> Resource:
@@ -273,33 +284,3 @@ def _record(urn: str, request: Any) -> Resource:
         delete_before_replace=bool(request.deleteBeforeReplace),
         ignore_changes=tuple(request.ignoreChanges),
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m infra.offline [STACK ...]`: evaluate stacks offline and summarise what each would create."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m infra.offline", description=main.__doc__)
-    parser.add_argument("stacks", nargs="*", metavar="STACK", help="default: every Pulumi.<stack>.yaml")
-    args = parser.parse_args(argv)
-    status = 0
-    for stack in args.stacks or stacks():
-        try:
-            ev = evaluate(stack)
-        except pulumi.RunError as exc:
-            print(f"{stack}: {exc}", file=sys.stderr)
-            status = 2
-            continue
-        counts: dict[str, int] = {}
-        for r in ev.resources:
-            counts[r.type] = counts.get(r.type, 0) + 1
-        print(f"== stack {stack}: {sum(1 for r in ev.resources if r.custom)} resources")
-        for type_token, count in sorted(counts.items()):
-            print(f"  {count:3d}  {type_token}")
-        for name, value in ev.exports.items():
-            print(f"  export {name} = {'[secret]' if name in ev.secret_exports else value}")
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())
