@@ -8,11 +8,14 @@ these records; the offline plan prints them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import importlib
 import json
 import logging
 import runpy
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +223,14 @@ def _is_program_module(name: str) -> bool:
     return (name == "infra" or name.startswith("infra.")) and not tool
 
 
+def _reattach_tools() -> None:
+    """Import the `infra` package afresh and hang the kept tools on it again, as their first import did."""
+    package = importlib.import_module("infra")
+    for name, module in list(sys.modules.items()):
+        if name.count(".") == 1 and name.startswith("infra.") and not _is_program_module(name):
+            setattr(package, name.removeprefix("infra."), module)
+
+
 def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bool = False) -> Evaluation:
     """Run the program for `stack` under the mock runtime; `overrides` replace or add raw config values.
 
@@ -233,8 +244,13 @@ def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bo
     # freshly imported program modules so that nothing one stack computed leaks into the next.
     for module in [m for m in sys.modules if _is_program_module(m)]:
         del sys.modules[module]
+    _reattach_tools()
     pulumi.runtime.settings.ROOT.set(None)
+    with _cyclic_gc_paused():
+        return _run(stack, project, config, secret_keys, preview)
 
+
+def _run(stack: str, project: str, config: dict[str, str], secret_keys: list[str], preview: bool) -> Evaluation:
     mocks = _RecordingMocks(preview)
     monitor = _RecordingMonitor(mocks)
     handler = _ListHandler()
@@ -265,6 +281,25 @@ def evaluate(stack: str, overrides: Mapping[str, str] | None = None, preview: bo
     resources = [_record(urn, request) for urn, request in monitor.requests]
     warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
     return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Run without the cyclic garbage collector, and restore it after.
+
+    The mock runtime keeps several futures per input of every resource alive until the evaluation ends; each full
+    collection walks all of them again, which made the cost per resource grow with the size of the stack (8.6 ms
+    per resource at 50 servers per zone against 4.8 at one; benchmarks/plan.py). Nothing allocated here needs
+    collecting before the evaluation ends: reference counting frees the rest, and the collector catches up
+    afterwards (the peak memory of a 50-servers-per-zone evaluation is the same either way, about 136 MB).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _record(urn: str, request: Any) -> Resource:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import textwrap
@@ -88,3 +89,13 @@ def test_program_modules_are_fresh_per_stack_but_the_tools_are_kept() -> None:
     assert sys.modules["infra.plan.model"] is infra.plan.model, "the plan's classes must stay the ones callers hold"
     assert sys.modules["infra.offline"] is offline
     assert sys.modules["infra.config"] is not infra.config, "the program's modules are imported afresh"
+    fresh = sys.modules["infra"]
+    assert (fresh.plan, fresh.offline) == (sys.modules["infra.plan"], offline), "the tools hang on the new package"
+
+
+def test_the_garbage_collector_is_back_on_after_an_evaluation() -> None:
+    offline.evaluate("dev", preview=True)
+    assert gc.isenabled()
+    with pytest.raises(pulumi.RunError):
+        offline.evaluate("dev", overrides={"ha-webapp:imageId": "ubuntu"})
+    assert gc.isenabled(), "a failing program must not leave the collector off"
