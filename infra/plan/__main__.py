@@ -28,8 +28,8 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m infra.plan",
         description=(
             "Evaluate the real program for each stack offline (Pulumi's mock runtime, no cloud account, no state "
-            "backend, no Pulumi CLI) and show what it would create, as a preview-like tree or a JSON plan, followed "
-            "by a zone-loss audit: each zone of each stack removed in turn, does the stack still serve?"
+            "backend, no Pulumi CLI) and show what it would create, as a preview-like tree or a JSON plan, with "
+            "a zone-loss audit: each zone of each stack removed in turn, does the stack still serve?"
         ),
         epilog=(
             "exit status: 0 when every stack survives the loss of any one zone, 1 when the zone-loss audit fails "
