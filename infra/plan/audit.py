@@ -17,7 +17,7 @@ def audit(ev: Evaluation) -> list[ZoneLoss]:
     """One result per zone the stack uses, in zone order."""
     topo = topology(ev)
     if not topo.zones:
-        return [_result(topo, ev, "(none)", ["the stack places nothing in a zone"])]
+        return [_result(topo, "(none)", ["the stack places nothing in a zone"])]
     return [_zone_loss(topo, ev, zone) for zone in topo.zones]
 
 
@@ -26,16 +26,17 @@ def _zone_loss(topo: Topology, ev: Evaluation, zone: str) -> ZoneLoss:
     problems += _load_balancer_problems(topo, zone)
     problems += _server_problems(topo, zone)
     problems += _database_problems(topo, zone)
-    return _result(topo, ev, zone, problems)
+    return _result(topo, zone, problems)
 
 
 def _entry_problems(topo: Topology, ev: Evaluation) -> list[str]:
     if topo.eip is None:
         return ["no EIP is associated with a load balancer: nothing reaches the stack from the internet"]
+    pointing = {record.urn for record in topo.dns_records}
     return [
         f"{record.name}: the DNS record does not point at {topo.eip.name}, the load balancer's EIP"
         for record in ev.of_type(DNS)
-        if record not in topo.dns_records
+        if record.urn not in pointing
     ]
 
 
@@ -77,7 +78,7 @@ def _database_problems(topo: Topology, zone: str) -> list[str]:
     return problems
 
 
-def _result(topo: Topology, ev: Evaluation, zone: str, problems: list[str]) -> ZoneLoss:
+def _result(topo: Topology, zone: str, problems: list[str]) -> ZoneLoss:
     serving = [s for s in topo.servers if s.serving]
     return ZoneLoss(
         zone=zone,

@@ -168,7 +168,9 @@ def stack_plan(ev: Evaluation, project: str, zone_loss: list[ZoneLoss]) -> Stack
     return StackPlan(
         stack=ev.stack,
         project=project,
-        root=roots.pop() if len(roots) == 1 else f"urn:pulumi:{ev.stack}::{project}::pulumi:pulumi:Stack",
+        root=roots.pop()
+        if len(roots) == 1
+        else f"urn:pulumi:{ev.stack}::{project}::pulumi:pulumi:Stack::{project}-{ev.stack}",
         resources=[planned_resource(r) for r in resources],
         counts=dict(sorted(counts.items())),
         outputs=outputs,
