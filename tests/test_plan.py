@@ -227,6 +227,11 @@ BROKEN_PROGRAMS = {
         "standby_zone_id=zone_a.id,\n        primary_vswitch_id",
         "database-rds: no database node outside cn-hangzhou-h",
     ),
+    "servers-joined-to-the-slb-not-its-group": (
+        "server_group_id=load_balancer.server_group_id",
+        "server_group_id=load_balancer.slb_id",
+        "no app server outside cn-hangzhou-i receives traffic from the load balancer (serving: none)",
+    ),
     "slb-standby-in-master-zone": (
         "master_zone_id=zone_a.id,\n        standby_zone_id=zone_b.id",
         "master_zone_id=zone_a.id,\n        standby_zone_id=zone_a.id",
