@@ -12,9 +12,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt scripts/setup-system.s
 
 setup: $(VENV)/.installed
 
-# Evaluate every stack offline (no cloud account, no Pulumi CLI) and show what it would create.
+# Evaluate every stack offline (no cloud account, no Pulumi CLI): what it would create, the zone-loss audit, and an
+# architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.
 plan: setup
-	$(PY) -m infra.offline
+	$(PY) -m infra.plan --diagram out/diagrams
 
 lint: setup
 	$(PY) -m ruff check .

@@ -7,6 +7,7 @@ set -euo pipefail
 declare -A NEEDED=(
   [make]=make
   [python3]=python3
+  [dot]=graphviz
 )
 
 missing=()

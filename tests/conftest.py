@@ -22,6 +22,12 @@ def evaluations() -> dict[str, Evaluation]:
 
 
 @pytest.fixture(scope="session")
+def previews() -> dict[str, Evaluation]:
+    """The same, in preview mode: every value the cloud computes (IDs included) is still unknown."""
+    return {stack: evaluate(stack, preview=True) for stack in STACKS}
+
+
+@pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A local S3 server (moto) on 127.0.0.1 standing in for OSS; yields its endpoint URL."""
     with socket.socket() as probe:

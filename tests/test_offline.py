@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -72,3 +74,28 @@ def test_preview_leaves_cloud_computed_values_unknown() -> None:
     assert ev.exports["db_host"] is None and ev.exports["url"] == "http://dev.my-sample-domain.xyz"
     (secret,) = ev.of_type("alicloud:kms/secret:Secret")
     assert secret.is_secret("secretData")
+    assert ev.unknown_exports == {"db_host", "db_port", "eip_address", "slb_id", "vpc_id", "vswitch_ids"} | {
+        "app_server_ids",
+        "db_password",
+    }
+    assert offline.evaluate("dev").unknown_exports == set()
+
+
+def test_program_modules_are_fresh_per_stack_but_the_tools_are_kept() -> None:
+    import infra.config
+    import infra.plan.model
+
+    offline.evaluate("dev", preview=True)
+    assert sys.modules["infra.plan.model"] is infra.plan.model, "the plan's classes must stay the ones callers hold"
+    assert sys.modules["infra.offline"] is offline
+    assert sys.modules["infra.config"] is not infra.config, "the program's modules are imported afresh"
+    fresh = sys.modules["infra"]
+    assert (fresh.plan, fresh.offline) == (sys.modules["infra.plan"], offline), "the tools hang on the new package"
+
+
+def test_the_garbage_collector_is_back_on_after_an_evaluation() -> None:
+    offline.evaluate("dev", preview=True)
+    assert gc.isenabled()
+    with pytest.raises(pulumi.RunError):
+        offline.evaluate("dev", overrides={"ha-webapp:imageId": "ubuntu"})
+    assert gc.isenabled(), "a failing program must not leave the collector off"
