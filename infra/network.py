@@ -77,34 +77,25 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        port_range = f"{args.app_port}/{args.app_port}"
-        alicloud.ecs.SecurityGroupRule(
-            f"{name}-sg-app-from-slb",
-            security_group_id=group.id,
-            type="ingress",
-            ip_protocol="tcp",
-            nic_type="intranet",
-            policy="accept",
-            priority=1,
-            port_range=port_range,
-            cidr_ip=args.lb_source_cidr,
-            description="App port from the classic load balancer (traffic and health checks)",
-            opts=child,
-        )
-        if args.admin_cidr is not None:
+
+        def allow_tcp(suffix: str, port: int, source: str, description: str) -> None:
             alicloud.ecs.SecurityGroupRule(
-                f"{name}-sg-ssh-from-admin",
+                f"{name}-sg-{suffix}",
                 security_group_id=group.id,
                 type="ingress",
                 ip_protocol="tcp",
                 nic_type="intranet",
                 policy="accept",
                 priority=1,
-                port_range="22/22",
-                cidr_ip=args.admin_cidr,
-                description="SSH from the operators' network",
+                port_range=f"{port}/{port}",
+                cidr_ip=source,
+                description=description,
                 opts=child,
             )
+
+        allow_tcp("app-from-slb", args.app_port, args.lb_source_cidr, "App port from the classic load balancer")
+        if args.admin_cidr is not None:
+            allow_tcp("ssh-from-admin", 22, args.admin_cidr, "SSH from the operators' network")
 
         self.vpc_id = vpc.id
         self.vswitch_ids = {label: s.id for label, s in switches.items()}

@@ -97,6 +97,8 @@ class Evaluation:
     invokes: list[str] = field(default_factory=list)
     # Exports the cloud computes (preview mode); their value in `exports` is None.
     unknown_exports: set[str] = field(default_factory=set)
+    # The raw config the program ran with (the stack file plus overrides; secure values as placeholders).
+    config: dict[str, str] = field(default_factory=dict)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -305,7 +307,7 @@ def _run(
 
     resources = [_record(urn, request) for urn, request in monitor.requests]
     warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
-    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports)
+    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports, config)
 
 
 @contextlib.contextmanager

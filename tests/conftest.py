@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -66,3 +67,19 @@ def oss_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     for name in ("ALIBABA_CLOUD_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
     return s3_server
+
+
+@pytest.fixture
+def registrations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The types of the resources the evaluator's mock monitor is asked to register, in order, during the test."""
+    from infra import offline
+
+    registered: list[str] = []
+    original = offline._RecordingMonitor.RegisterResource
+
+    def counting(self: offline._RecordingMonitor, request: Any) -> Any:
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", counting)
+    return registered

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from infra.config import SLB_SOURCE_CIDR, Settings, parse_settings
-from infra.offline import Evaluation, Resource, stack_config
+from infra.offline import Evaluation, Resource
 from infra.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
 
 VSWITCH = "alicloud:vpc/switch:Switch"
@@ -80,8 +80,8 @@ Check = Callable[[Evaluation], list[str]]
 
 
 def settings_of(ev: Evaluation) -> Settings:
-    config, _ = stack_config(ev.stack)
-    return parse_settings("ha-webapp", ev.stack, config)
+    """The settings the stack was evaluated with (its stack file plus any overrides)."""
+    return parse_settings("ha-webapp", ev.stack, ev.config)
 
 
 def _one(ev: Evaluation, type_token: str) -> Resource:

@@ -7,7 +7,6 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import pytest
@@ -52,21 +51,13 @@ def test_stack_files_are_read_as_the_language_host_passes_them(monkeypatch: pyte
     assert secret_keys == ["ha-webapp:apiToken", "ha-webapp:nested"]
 
 
-def test_invalid_settings_stop_the_program_before_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
-    registered: list[Any] = []
-    original = offline._RecordingMonitor.RegisterResource
-
-    def counting(self: offline._RecordingMonitor, request: Any) -> Any:
-        registered.append(request.type)
-        return original(self, request)
-
-    monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", counting)
+def test_invalid_settings_stop_the_program_before_any_resource(registrations: list[str]) -> None:
     with pytest.raises(pulumi.RunError) as raised:
         offline.evaluate("prod", overrides={"ha-webapp:imageId": "ubuntu", "ha-webapp:imagID": "m-x"})
     message = str(raised.value)
     assert "ha-webapp:imageId: expected a custom image ID" in message
     assert "ha-webapp:imagID: unknown key" in message
-    assert registered == ["pulumi:pulumi:Stack"], "resources were registered before the settings were checked"
+    assert registrations == ["pulumi:pulumi:Stack"], "resources were registered before the settings were checked"
 
 
 def test_preview_leaves_cloud_computed_values_unknown() -> None:

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from infra import user_data
-from infra.offline import Evaluation, Resource
+from infra.offline import Evaluation, Resource, evaluate, stack_config
 from tests import invariants
 from tests.conftest import STACKS
 from tests.mutations import changed, plain, without
@@ -349,3 +349,16 @@ def test_sizes_and_retention_follow_the_stack_file(evaluations: dict[str, Evalua
 
 def test_the_program_warns_about_nothing(evaluations: dict[str, Evaluation]) -> None:
     assert {s: ev.warnings for s, ev in evaluations.items()} == {s: [] for s in STACKS}
+
+
+def test_ssh_opens_only_to_a_configured_admin_network(evaluations: dict[str, Evaluation]) -> None:
+    def ssh_sources(ev: Evaluation) -> list[str]:
+        return [r.value("cidrIp") for r in ev.of_type(invariants.SG_RULE) if r.value("portRange") == "22/22"]
+
+    assert ssh_sources(evaluations["prod"]) == [], "SSH is closed by default"
+    network = json.loads(stack_config("prod")[0]["ha-webapp:network"])
+    with_admin = evaluate(
+        "prod", overrides={"ha-webapp:network": json.dumps({**network, "adminCidr": "203.0.113.0/24"})}
+    )
+    assert ssh_sources(with_admin) == ["203.0.113.0/24"]
+    assert invariants.no_ingress_from_anywhere(with_admin) == []
