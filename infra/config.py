@@ -30,8 +30,9 @@ SLB_SOURCE_CIDR = "100.64.0.0/10"
 # A VPC or VSwitch must use private address space (RFC 1918); Alibaba Cloud refuses other ranges for new VPCs.
 _PRIVATE_RANGES = tuple(ipaddress.ip_network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
-_REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
-_IMAGE_RE = re.compile(r"m-[0-9a-z]{8,32}")
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
+# A custom image ID; also checked by the image hand-off (infra/image_handoff.py) before it writes one.
+IMAGE_ID_RE = re.compile(r"m-[0-9a-z]{8,32}")
 _INSTANCE_TYPE_RE = re.compile(r"ecs\.[a-z0-9-]+\.[a-z0-9]+")
 _DB_CLASS_RE = re.compile(r"(rds\.)?mysql\.[a-z0-9]+(\.[a-z0-9]+)+")
 _SLB_SPEC_RE = re.compile(r"slb\.s[1-4]\.(small|medium|large)")
@@ -170,8 +171,8 @@ class Settings(_Section):
 
     project: str
     stack: str
-    region: Annotated[str, _matching(_REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")]
-    image_id: Annotated[str, _matching(_IMAGE_RE, "a custom image ID such as m-bp1g7004ksh0oeuc1ne8")]
+    region: Annotated[str, _matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")]
+    image_id: Annotated[str, _matching(IMAGE_ID_RE, "a custom image ID such as m-bp1g7004ksh0oeuc1ne8")]
     network: NetworkSettings
     app: AppSettings
     database: DatabaseSettings
@@ -297,7 +298,7 @@ def _parsed(parse: Callable[[Any], T], value: Any) -> T | None:
 
 
 def _region(value: str) -> str | None:
-    return value if _REGION_RE.fullmatch(value) else None
+    return value if REGION_RE.fullmatch(value) else None
 
 
 def _network_problems(network: Any, region: str | None, project: str) -> list[Problem]:

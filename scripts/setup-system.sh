@@ -8,6 +8,12 @@ declare -A NEEDED=(
   [make]=make
   [python3]=python3
   [dot]=graphviz
+  # The image template (packer/) is validated with Debian's Packer 1.6.6, its scripts with shellcheck and its unit
+  # with systemd-analyze; the image hand-off's tests build throwaway git repositories.
+  [packer]=packer
+  [shellcheck]=shellcheck
+  [systemd-analyze]=systemd
+  [git]=git
 )
 
 missing=()
