@@ -42,7 +42,7 @@ build {
     destination = "/tmp/app-artifact"
   }
 
-  # Everything provision.sh installs besides the artifact (the unit today; the boot helper later).
+  # Everything provision.sh installs besides the artifact: the unit and the boot helper with its pinned libraries.
   provisioner "file" {
     source      = "${path.root}/files/"
     destination = "/tmp/image-files"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from infra.offline import Evaluation, evaluate
+from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
 STACKS = ("dev", "preprod", "prod")
 
@@ -83,3 +84,32 @@ def registrations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", counting)
     return registered
+
+
+@pytest.fixture
+def acs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Throwaway keys for the Alibaba Cloud SDK, and no other credential source it could wander off to.
+
+    The credentials library copies these variables when it is first imported, so whichever test imported it first
+    would decide the keys of all later ones: its copies are set too.
+    """
+    from alibabacloud_credentials.utils import auth_util
+
+    values = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
+        "ALIBABA_CLOUD_SECURITY_TOKEN": None,
+        "ALIBABA_CLOUD_ROLE_ARN": None,
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": None,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": None,
+        "ALIBABA_CLOUD_PROFILE": None,
+    }
+    for name, value in values.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(auth_util, "environment_access_key_id", ACCESS_KEY_ID)
+    monkeypatch.setattr(auth_util, "environment_access_key_secret", ACCESS_KEY_SECRET)
+    monkeypatch.setattr(auth_util, "environment_security_token", None)
+    monkeypatch.setattr(auth_util, "enable_oidc_credential", False)

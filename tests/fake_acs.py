@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
+# Throwaway keys the SDK signs with in tests (fixture `acs_credentials`); the fakes check signatures with them.
+ACCESS_KEY_ID = "LTAI-test-key-id"
+ACCESS_KEY_SECRET = "test-secret-do-not-print"  # pragma: allowlist secret
+
 
 @dataclass
 class FakeAcsApi:

@@ -22,13 +22,12 @@ import pytest
 import yaml
 
 from infra.offline import Evaluation
+from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.fake_kms import FakeKms, serve
 from tests.invariants import ECS, KMS_SECRET, RAM_ROLE
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "packer" / "files" / "app_secrets.py"
-ACCESS_KEY_ID = "LTAI-boot-test-key-id"
-ACCESS_KEY_SECRET = "boot-test-secret-do-not-print"  # pragma: allowlist secret
 # Characters an environment file must escape, and a shell would expand.
 PASSWORD = "p\"a\\ss$w0rd`x'y"  # pragma: allowlist secret
 SECRET, VERSION = "ha-webapp-dev-db-password", "v3"
@@ -133,20 +132,12 @@ class FakeClock:
         self.now += seconds
 
 
-@pytest.fixture
-def sdk_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-    for name in ("ALIBABA_CLOUD_SECURITY_TOKEN", "ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def reader(fake: FakeKms) -> object:
     settings = helper.Settings(SECRET, VERSION, "cn-hangzhou")
     return helper.kms_reader(settings, fake.endpoint, "http")
 
 
-def test_passing_refusals_are_retried_with_backoff(kms: FakeKms, sdk_environment: None) -> None:
+def test_passing_refusals_are_retried_with_backoff(kms: FakeKms, acs_credentials: None) -> None:
     # While the RAM role is being attached and its policy propagates, KMS refuses; then it answers.
     kms.errors = [
         (403, "Forbidden.NoPermission", "This operation is forbidden by permission system."),
@@ -159,7 +150,7 @@ def test_passing_refusals_are_retried_with_backoff(kms: FakeKms, sdk_environment
     assert len(kms.requests) == 4
 
 
-def test_gives_up_at_the_deadline_with_the_last_reason(kms: FakeKms, sdk_environment: None) -> None:
+def test_gives_up_at_the_deadline_with_the_last_reason(kms: FakeKms, acs_credentials: None) -> None:
     kms.errors = [(503, "ServiceUnavailable", "temporary failure")] * 20
     clock = FakeClock()
     with pytest.raises(helper.PermanentError, match=r"gave up after 8 attempts in 120 s; last: ServiceUnavailable"):
@@ -184,7 +175,7 @@ def test_credentials_not_yet_there_are_retried() -> None:
     assert clock.sleeps == [2.0]
 
 
-def test_servers_reach_kms_through_its_vpc_endpoint(sdk_environment: None) -> None:
+def test_servers_reach_kms_through_its_vpc_endpoint(acs_credentials: None) -> None:
     # App servers have no public address; the public endpoint would time out at every boot.
     client = helper.kms_client(helper.Settings(SECRET, VERSION, "cn-shanghai"), None, None)
     assert client._endpoint == "kms-vpc.cn-shanghai.aliyuncs.com"

@@ -19,30 +19,13 @@ from infra.health_gate import (
     wait_until_healthy,
 )
 from infra.offline import Evaluation
+from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.fake_slb import FakeSlb, serve
 from tests.invariants import HEALTH_GATE
 
-ACCESS_KEY_ID = "LTAI-gate-test-key-id"
-ACCESS_KEY_SECRET = "gate-test-secret-do-not-print"  # pragma: allowlist secret
-
 
 @pytest.fixture
-def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Throwaway keys in the environment, and no other credential source the SDK could wander off to."""
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET)
-    for name in (
-        "ALIBABA_CLOUD_SECURITY_TOKEN",
-        "ALIBABA_CLOUD_ROLE_ARN",
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-        "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-        "ALIBABA_CLOUD_PROFILE",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def slb(credentials: None) -> Iterator[FakeSlb]:
+def slb(acs_credentials: None) -> Iterator[FakeSlb]:
     with serve(FakeSlb(ACCESS_KEY_ID, ACCESS_KEY_SECRET)) as fake:
         yield fake
 

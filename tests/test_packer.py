@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -183,10 +184,15 @@ def _dropin(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, check=False)
 
 
+# The boot helper's interpreter exists only in the image (provision.sh makes it); systemd-analyze insists that every
+# command exists, so the check maps it to this machine's Python and verifies everything else as written.
+HELPER_PYTHON = "/opt/app-secrets/venv/bin/python"
+
+
 def _unit_dir(tmp_path: Path, unit_text: str, start_command: str, port: str = "8080") -> Path:
     units = tmp_path / "units"
     (units / "app.service.d").mkdir(parents=True)
-    (units / "app.service").write_text(unit_text)
+    (units / "app.service").write_text(unit_text.replace(HELPER_PYTHON, sys.executable))
     result = _dropin(start_command, port)
     assert result.returncode == 0, result.stderr
     (units / "app.service.d" / "image.conf").write_text(result.stdout)
@@ -238,12 +244,36 @@ def _unit() -> configparser.ConfigParser:
     return parser
 
 
+def _all(key: str) -> list[str]:
+    """Every value of a directive systemd lets repeat (configparser keeps only the last)."""
+    text = (PACKER_DIR / "files" / "app.service").read_text()
+    return [line.split("=", 1)[1] for line in text.splitlines() if line.startswith(f"{key}=")]
+
+
 def test_unit_reads_the_user_datas_settings_and_skips_a_bare_boot() -> None:
     unit = _unit()
     assert (PACKER_DIR / "files" / user_data.APP_UNIT).is_file()
     assert unit["Unit"]["ConditionPathExists"] == user_data.ENV_FILE
-    assert unit["Service"]["EnvironmentFile"] == user_data.ENV_FILE
+    assert _all("EnvironmentFile")[0] == user_data.ENV_FILE
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_unit_fetches_the_password_as_root_before_each_start_and_passes_it_on() -> None:
+    (pre,) = _all("ExecStartPre")
+    # "+": full privileges despite User=app, so the helper can write a root-only file.
+    command = pre.removeprefix("+").split()
+    assert pre.startswith("+") and command[:2] == [HELPER_PYTHON, "/opt/app-secrets/app_secrets.py"]
+    output = command[command.index("--output") + 1]
+    assert output.startswith("/run/"), "the password stays on tmpfs"
+    # Read after the user data's settings; "-" because it does not exist yet when the helper starts.
+    assert _all("EnvironmentFile") == [user_data.ENV_FILE, f"-{output}"]
+    # The start may wait for the helper's whole retry deadline (600 s by default).
+    assert _unit()["Service"]["TimeoutStartSec"] == "15min"
+    provision = (PACKER_DIR / "scripts" / "provision.sh").read_text()
+    for installed in (HELPER_PYTHON.removesuffix("/bin/python"), "/opt/app-secrets/app_secrets.py"):
+        assert installed in provision, f"provision.sh does not create {installed}"
+    assert (PACKER_DIR / "files" / "app_secrets.py").is_file()
+    assert (PACKER_DIR / "files" / "app-secrets-requirements.txt").is_file()
 
 
 def test_unit_restarts_on_failure_logs_to_journal_and_runs_unprivileged() -> None:

@@ -39,6 +39,15 @@ install -o root -g app -m 0640 /tmp/app-artifact "/opt/app/${APP_FILE_NAME}"
 # Filled at boot from the user data; root-only because later settings may name secrets.
 install -d -o root -g root -m 0755 /etc/app
 
+echo "provision: the boot helper that fetches the database password from KMS (app.service's ExecStartPre)"
+apt_get install --no-install-recommends python3-venv
+install -d -o root -g root -m 0755 /opt/app-secrets
+python3 -m venv /opt/app-secrets/venv
+/opt/app-secrets/venv/bin/pip install --no-cache-dir --disable-pip-version-check --quiet \
+  -r /tmp/image-files/app-secrets-requirements.txt
+install -o root -g root -m 0644 /tmp/image-files/app_secrets.py /opt/app-secrets/app_secrets.py
+/opt/app-secrets/venv/bin/python /opt/app-secrets/app_secrets.py --help >/dev/null
+
 echo "provision: app.service"
 install -o root -g root -m 0644 /tmp/image-files/app.service /etc/systemd/system/app.service
 install -d -o root -g root -m 0755 /etc/systemd/system/app.service.d
