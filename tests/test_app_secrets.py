@@ -23,6 +23,7 @@ import yaml
 
 from infra.offline import Evaluation
 from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.fake_clock import FakeClock
 from tests.fake_kms import FakeKms, serve
 from tests.invariants import ECS, KMS_SECRET, RAM_ROLE
 
@@ -117,19 +118,6 @@ def test_a_secret_that_does_not_exist_fails_at_once(kms: FakeKms, tmp_path: Path
     assert "Traceback" not in result.stderr
     assert not output.exists()
     assert len(kms.requests) == 1
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def reader(fake: FakeKms) -> object:

@@ -20,6 +20,7 @@ from infra.health_gate import (
 )
 from infra.offline import Evaluation
 from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from tests.fake_clock import FakeClock
 from tests.fake_slb import FakeSlb, serve
 from tests.invariants import HEALTH_GATE
 
@@ -130,28 +131,15 @@ def test_credentials_are_used_but_never_logged(
     assert all(f"Credential={ACCESS_KEY_ID}" in r for r in slb.raw_requests)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_the_timeout_is_kept_without_sleeping_past_it() -> None:
-    clock = Clock()
+    clock = FakeClock()
     with pytest.raises(HealthGateError, match="within 600s: i-1 is 'abnormal'"):
         wait_until_healthy(lambda: {"i-1": "abnormal"}, ["i-1"], 600, 5, clock, clock.sleep)
     assert clock.now <= 600 and len(clock.sleeps) == 120
 
 
 def test_an_unreachable_api_stops_the_gate_without_waiting_the_whole_timeout() -> None:
-    clock = Clock()
+    clock = FakeClock()
 
     def unreachable() -> dict[str, str]:
         raise TransientApiError("DescribeHealthStatus on lb-1: ConnectionRefusedError")
