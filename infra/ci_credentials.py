@@ -1,11 +1,11 @@
 """Exchange the pipeline's GitLab OIDC token for temporary Alibaba Cloud credentials (STS AssumeRoleWithOIDC).
 
-    eval "$(python -m infra.ci_credentials)"   # in a script run with `set -e`: assign first, then eval
+    credentials="$(python -m infra.ci_credentials)" && eval "$credentials"   (see scripts/ci-pulumi-setup.sh)
 
 Reads the job's ID token (`id_tokens:` in .gitlab-ci.yml) and the role to assume from the environment, asks STS for
-temporary credentials, and prints shell `export` lines for the Alibaba Cloud variables (the provider, the health gate
-and infra.oss read them) and for the AWS variables (Pulumi's s3:// state backend reads those). No long-lived key is
-stored anywhere: the role's trust policy decides which project and which branches may assume it.
+temporary credentials, and prints shell `export` lines for the ALIBABA_CLOUD_ variables (the provider, the health
+gate and infra.oss read them), the ALICLOUD_ ones (Packer's builder) and the AWS ones (Pulumi's s3:// state backend).
+No long-lived key is stored anywhere: the role's trust policy decides which project and which branches may assume it.
 
 Exit status 0 with the export lines on standard output; 2 with one line per problem on standard error (a missing
 variable is named; STS's refusal is quoted with its code) and nothing on standard output, so `eval` sets nothing.
@@ -54,6 +54,10 @@ class Credentials:
             "ALIBABA_CLOUD_ACCESS_KEY_ID": self.access_key_id,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.access_key_secret,
             "ALIBABA_CLOUD_SECURITY_TOKEN": self.security_token,
+            # Packer's alicloud-ecs builder reads the ALICLOUD_ names.
+            "ALICLOUD_ACCESS_KEY": self.access_key_id,
+            "ALICLOUD_SECRET_KEY": self.access_key_secret,
+            "ALICLOUD_SECURITY_TOKEN": self.security_token,
             # Pulumi's s3:// backend (gocloud.dev + the AWS SDK) reads only the AWS names.
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.access_key_secret,
