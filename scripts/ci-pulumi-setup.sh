@@ -31,7 +31,7 @@ unset credentials
 # SDK v2 (awssdk=v2) sends by default; it does not support the SDK's default request checksums, hence the two
 # `when_required` settings.
 : "${STATE_BUCKET:?set STATE_BUCKET (CI/CD variable): the OSS bucket made by python -m infra.state_bucket}"
-: "${OSS_REGION:?set OSS_REGION (CI/CD variable): the state bucket's region, e.g. cn-hangzhou}"
+: "${OSS_REGION:?set OSS_REGION (CI/CD variable): region of the state bucket, e.g. cn-hangzhou}"
 export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2"
 export AWS_REGION="$OSS_REGION"
 export AWS_REQUEST_CHECKSUM_CALCULATION=when_required

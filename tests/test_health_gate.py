@@ -39,6 +39,15 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "ALIBABA_CLOUD_PROFILE",
     ):
         monkeypatch.delenv(name, raising=False)
+    # The credentials package reads these variables once, when it is first imported: if another test imported it
+    # earlier (any Alibaba Cloud SDK client does), it still holds that moment's values.
+    from alibabacloud_credentials.utils import auth_util
+
+    monkeypatch.setattr(auth_util, "environment_access_key_id", ACCESS_KEY_ID)
+    monkeypatch.setattr(auth_util, "environment_access_key_secret", ACCESS_KEY_SECRET)
+    monkeypatch.setattr(auth_util, "environment_security_token", None)
+    # No ECS metadata provider either: it would start a refresh thread that outlives the test session.
+    monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
 
 
 @pytest.fixture
