@@ -104,6 +104,13 @@ def test_one_map_names_each_stacks_branch_environment_and_sub_domain_as_its_stac
     assert {b for b in ("master", "pre-production", "production", "feature-x") if re.match(pattern[1], b)} == branches
 
 
+def test_the_pulumi_image_runs_the_cli_version_of_the_pinned_sdk() -> None:
+    image = load_ci()[".pulumi"]["image"]
+    pinned = re.search(r"^pulumi==(\S+)$", (PROJECT_DIR / "requirements.txt").read_text(), re.M)
+    assert pinned is not None
+    assert image == f"pulumi/pulumi-python-3.11:{pinned[1]}"
+
+
 def test_no_secret_or_credential_is_written_in_the_pipeline() -> None:
     text = CI_FILE.read_text()
     for name in ("PULUMI_CONFIG_PASSPHRASE", "ACCESS_KEY_SECRET", "SECRET_ACCESS_KEY", "SECURITY_TOKEN"):
