@@ -10,7 +10,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt scripts/setup-system.s
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# gitlab-ci-local, which the tests use to run .gitlab-ci.yml, exactly as package-lock.json pins it.
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
 
 # Evaluate every stack offline (no cloud account, no Pulumi CLI): what it would create, the zone-loss audit, and an
 # architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.

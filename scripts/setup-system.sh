@@ -13,8 +13,19 @@ declare -A NEEDED=(
   [packer]=packer
   [shellcheck]=shellcheck
   [systemd-analyze]=systemd
+  # gitlab-ci-local (the pipeline's tests) copies each job's files with rsync, and npm builds its native regex
+  # module (re2) from source when no prebuilt one can be downloaded: that needs a C++ compiler.
+  [rsync]=rsync
+  [g++]=g++
   [git]=git
 )
+# Node.js only when there is none: a newer one from elsewhere is fine (gitlab-ci-local 4.60.1 needs 18 or later).
+if ! command -v node >/dev/null 2>&1; then
+  NEEDED[node]=nodejs
+  NEEDED[npm]=npm
+elif ! command -v npm >/dev/null 2>&1; then
+  NEEDED[npm]=npm
+fi
 
 missing=()
 for cmd in "${!NEEDED[@]}"; do

@@ -113,3 +113,5 @@ def acs_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(auth_util, "environment_access_key_secret", ACCESS_KEY_SECRET)
     monkeypatch.setattr(auth_util, "environment_security_token", None)
     monkeypatch.setattr(auth_util, "enable_oidc_credential", False)
+    # No ECS metadata provider either: it would start a refresh thread that outlives the test session.
+    monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
