@@ -2,12 +2,14 @@
 
     python -m infra.image_handoff set --stack STACK --manifest packer/manifest.json
     python -m infra.image_handoff publish --manifest packer/manifest.json --commit SHA --version APP_VERSION
+    python -m infra.image_handoff show --commit SHA
     python -m infra.image_handoff resolve --stack STACK [--commit REV]
 
 `set` puts the image of the stack's region from Packer's manifest into `ha-webapp:imageId`. `publish` records a build
-in the image catalog, `images/<commit>.json` in the OSS bucket $STATE_BUCKET. `resolve` finds the newest ancestor of a
-commit that has a catalog entry and sets its image, so that a merge to pre-production or production deploys exactly
-the image master built. Bad input exits 2 with one line per problem, and changes nothing.
+in the image catalog, `images/<commit>.json` in the OSS bucket $STATE_BUCKET; `show` tells whether a commit has one
+(exit 1 when not), so that a re-run pipeline does not build the same commit again. `resolve` finds the newest
+ancestor of a commit that has a catalog entry and sets its image, so that a merge to pre-production or production
+deploys exactly the image master built. Bad input exits 2 with one line per problem, and changes nothing.
 
 The pure parts (reading a manifest, picking a region's image, editing a stack file's text, checking a catalog entry)
 are plain functions, tested with tables of good and bad input.
@@ -341,6 +343,35 @@ def _oss_error(error: Exception, what: str) -> HandoffError:
     return HandoffError(f"{what}: {error}")
 
 
+def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
+    """The catalog entry of `commit`, or None when it has none."""
+    from botocore.exceptions import ClientError
+
+    key = catalog_key(commit)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        return None
+    return parse_catalog_entry(body, key)
+
+
+def lookup(commit: str) -> str | None:
+    """What the catalog records for `commit` (one line), or None: lets the image job skip a commit already built."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not _COMMIT_RE.fullmatch(commit):
+        raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        entry = _recorded(s3, bucket, commit)
+    except (BotoCoreError, ClientError) as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    return None if entry is None else f"{catalog_key(commit)} records {_describe(entry)}"
+
+
 def publish(manifest: Path, commit: str, version: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -351,14 +382,8 @@ def publish(manifest: Path, commit: str, version: str) -> str:
     key = catalog_key(commit)
     body = (json.dumps(entry, indent=2) + "\n").encode()
     try:
-        try:
-            existing = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                raise
-            existing = None
-        if existing is not None:
-            old = parse_catalog_entry(existing, key)
+        old = _recorded(s3, bucket, commit)
+        if old is not None:
             if old.get("images") == entry["images"] and old.get("version") == version:
                 return f"{key} already records {_describe(entry)}"
             # Preprod may already run the recorded image; replacing it would promote a different one to prod.
@@ -444,6 +469,11 @@ def _parser() -> argparse.ArgumentParser:
     publish_.add_argument("--commit", required=True, help="full SHA the image was built from")
     publish_.add_argument("--version", required=True, help="application version")
 
+    show_ = commands.add_parser(
+        "show", help="print what the catalog records for a commit; exit 1 when it records nothing"
+    )
+    show_.add_argument("--commit", required=True, help="full SHA")
+
     resolve_ = commands.add_parser("resolve", help="set a stack's imageId to the newest image among REV's ancestors")
     resolve_.add_argument("--stack", required=True)
     resolve_.add_argument("--commit", default="HEAD", metavar="REV", help="default: HEAD")
@@ -461,6 +491,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"stack {stack.name} ({stack.region}): imageId {image_id}; {how}")
         elif args.command == "publish":
             print(publish(args.manifest, args.commit, args.version))
+        elif args.command == "show":
+            recorded = lookup(args.commit)
+            if recorded is None:
+                print(f"no image recorded for commit {args.commit}")
+                return 1
+            print(recorded)
         else:
             print(resolve(args.stack, args.commit, args.project_dir))
     except HandoffError as error:

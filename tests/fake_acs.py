@@ -2,8 +2,9 @@
 
 It speaks what the Alibaba Cloud SDK sends and expects: the action in `x-acs-action`, the parameters in the query
 string (and, for some APIs, a form body), signed with ACS3-HMAC-SHA256, answered with the documented JSON body or error
-body. It checks the signature with the secret it was given, so a test proves the SDK really signs with the configured
-credentials. What a fake answers is up to its `answer` method (tests/fake_slb.py, tests/fake_kms.py).
+body. A signed API's stand-in (`FakeAcsApi`) checks the signature with the secret it was given, so a test proves the
+SDK really signs with the configured credentials; what it answers is up to its `answer` method (tests/fake_slb.py,
+tests/fake_kms.py). An anonymous API's stand-in answers each request itself (tests/fake_sts.py).
 """
 
 from __future__ import annotations
@@ -17,16 +18,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 # Throwaway keys the SDK signs with in tests (fixture `acs_credentials`); the fakes check signatures with them.
 ACCESS_KEY_ID = "LTAI-test-key-id"
 ACCESS_KEY_SECRET = "test-secret-do-not-print"  # pragma: allowlist secret
 
 
+class StandIn(Protocol):
+    """What `serve` drives: an endpoint to fill in and an answer for each request."""
+
+    endpoint: str
+
+    def respond(self, method: str, path: str, query: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """(HTTP status, JSON body) for one request; `headers` have lower-case names."""
+        ...
+
+
 @dataclass
 class FakeAcsApi:
-    """One action of one API; subclasses say what it answers."""
+    """One signed action of one API; subclasses say what it answers."""
 
     access_key_id: str
     access_key_secret: str
@@ -38,6 +49,15 @@ class FakeAcsApi:
 
     def answer(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
         raise NotImplementedError
+
+    def respond(self, method: str, path: str, query: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        self.raw_requests.append(f"{method} {path}?{query}\n{json.dumps(headers)}")
+        if headers.get("x-acs-action") != self.action:
+            return 400, {"Code": "InvalidAction.NotFound", "Message": "Specified api is not found"}
+        error = _signature_error(self, method, path, query, headers)
+        if error:
+            return 400, {"Code": error, "Message": "Specified signature is not matched."}
+        return self.answer(dict(urllib.parse.parse_qsl(query)))
 
 
 def _signature_error(fake: FakeAcsApi, method: str, path: str, query: str, headers: dict[str, str]) -> str | None:
@@ -67,26 +87,19 @@ def _signature_error(fake: FakeAcsApi, method: str, path: str, query: str, heade
     return None if hmac.compare_digest(expected, parts.get("Signature", "")) else "SignatureDoesNotMatch"
 
 
-Fake = TypeVar("Fake", bound=FakeAcsApi)
+Fake = TypeVar("Fake", bound=StandIn)
 
 
 @contextmanager
 def serve(fake: Fake) -> Iterator[Fake]:
-    """Serve `fake` on 127.0.0.1 (a free port) for the duration of the block; sets `fake.endpoint`."""
+    """Serve `fake` on 127.0.0.1 (a free port) for the duration of the block; sets `fake.endpoint` (host:port)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             path, _, query = self.path.partition("?")
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.rfile.read(int(self.headers.get("content-length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            fake.raw_requests.append(f"{self.command} {self.path}\n{json.dumps(headers)}\n{body.decode()}")
-            error = _signature_error(fake, self.command, path, query, headers)
-            if headers.get("x-acs-action") != fake.action:
-                status, answer = 400, {"Code": "InvalidAction.NotFound", "Message": "Specified api is not found"}
-            elif error:
-                status, answer = 400, {"Code": error, "Message": "Specified signature is not matched."}
-            else:
-                status, answer = fake.answer(dict(urllib.parse.parse_qsl(query)))
+            status, answer = fake.respond(self.command, path, query, headers)
             payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=utf-8")

@@ -1,20 +1,19 @@
 """A local stand-in for STS AssumeRoleWithOIDC on 127.0.0.1, for infra.ci_credentials.
 
 It speaks what the Alibaba Cloud SDK sends: an RPC-style POST with the action in `x-acs-action` and the parameters in
-the query string. AssumeRoleWithOIDC is anonymous (the OIDC token is the proof), so the fake refuses a request that
-carries an AccessKeyId or a signature, and answers like STS: the documented credentials body, or an error body with a
-code when the token, the role or the provider is not the one it trusts.
+the query string (served by tests/fake_acs.py). AssumeRoleWithOIDC is anonymous (the OIDC token is the proof), so the
+fake refuses a request that carries an AccessKeyId or a signature, and answers like STS: the documented credentials
+body, or an error body with a code when the token, the role or the provider is not the one it trusts.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fake_acs import serve
+
+__all__ = ["FakeSts", "serve"]
 
 
 @dataclass
@@ -28,7 +27,8 @@ class FakeSts:
     requests: list[dict[str, str]] = field(default_factory=list)
     endpoint: str = ""
 
-    def answer(self, headers: dict[str, str], query: dict[str, str]) -> tuple[int, dict[str, object]]:
+    def respond(self, method: str, path: str, raw_query: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
+        query = dict(urllib.parse.parse_qsl(raw_query))
         self.requests.append(query)
         request_id = f"req-{len(self.requests)}"
         if headers.get("x-acs-action") != "AssumeRoleWithOIDC" or query.get("Action") != "AssumeRoleWithOIDC":
@@ -63,34 +63,3 @@ class FakeSts:
             },
             "AssumedRoleUser": {"Arn": f"{self.role_arn}/{query.get('RoleSessionName')}", "AssumedRoleId": "3000:x"},
         }
-
-
-@contextmanager
-def serve(fake: FakeSts) -> Iterator[FakeSts]:
-    """Serve `fake` on 127.0.0.1 (a free port) for the duration of the block; sets `fake.endpoint` (host:port)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            _, _, query = self.path.partition("?")
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, body = fake.answer(headers, dict(urllib.parse.parse_qsl(query)))
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.endpoint = f"127.0.0.1:{server.server_address[1]}"
-    try:
-        yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -449,6 +449,20 @@ def test_publish_is_idempotent_but_never_replaces_an_image(
     assert entry["images"]["cn-hangzhou"] == IMAGE_A
 
 
+def test_show_tells_whether_a_commit_is_built(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built, other = repo.commit("built"), repo.commit("not built")
+    assert publish(tmp_path, capsys, repo.path, built, IMAGE_A, version="2.0.1")[0] == 0
+    code, out, err = run_cli(repo.path, "show", "--commit", built, capsys=capsys)
+    assert (code, err) == (0, "")
+    assert f"images/{built}.json records version 2.0.1" in out and IMAGE_A in out
+    code, out, err = run_cli(repo.path, "show", "--commit", other, capsys=capsys)
+    assert (code, out.strip(), err) == (1, f"no image recorded for commit {other}", "")
+    code, _, err = run_cli(repo.path, "show", "--commit", "HEAD", capsys=capsys)
+    assert code == 2 and "full 40-character lowercase commit SHA" in err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -308,6 +308,9 @@ with open(os.environ["FAKE_TOOLS_LOG"], "a") as log:
     log.write(json.dumps({{"tool": "pulumi", "argv": sys.argv[1:], "env": env}}) + "\\n")
 if sys.argv[1:2] == ["preview"]:
     print("Previewing update (" + sys.argv[-1] + "): recorded by the fake pulumi")
+    if os.environ.get("FAKE_PULUMI_PREVIEW_FAILS"):
+        print("error: preview failed: a policy violation, as the real CLI would report it")
+        sys.exit(1)
 """
 
 FAKE_PACKER = """#!{python}
@@ -437,6 +440,23 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
     assert "Previewing update (preprod)" in kept_artifact(runner, "preview.txt")
 
 
+def test_a_failing_preview_fails_its_job_and_still_keeps_the_output(runner: Runner) -> None:
+    # The preview is piped into tee for the artifact: the job must fail with pulumi, not succeed with tee.
+    runner.log.write_text("")
+    git(runner.repo.path, "checkout", "-q", "-f", "master")
+    values = {**merge_request("master", "pre-production", protected=True), "FAKE_PULUMI_PREVIEW_FAILS": "1"}
+    result = gitlab_ci_local(
+        runner.repo.path,
+        "--force-shell-executor",
+        *variables({**runner.base_variables, **values}),
+        "preview:preprod",
+        *MR_UNSET,
+        env=runner.env,
+    )
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "a policy violation" in kept_artifact(runner, "preview.txt")
+
+
 def test_a_schedule_checks_every_stack_for_drift(runner: Runner, s3_server: str) -> None:
     calls = runner.run(
         "master",
@@ -496,14 +516,31 @@ def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
 
 @needs_image_handoff
 def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:
-    calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
-    packer = [call["argv"] for call in calls if call["tool"] == "packer"]
     head = runner.repo.commits["C"]
-    assert packer[0] == ["init", "packer/"]
-    assert packer[1][0] == "build" and packer[1][-1] == "packer/"
-    assert f"git_commit={head}" in packer[1]
+    key = f"images/{head}.json"
     catalog = catalog_client(s3_server)
-    entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=f"images/{head}.json")["Body"].read())
-    assert entry["commit"] == head
-    assert entry["images"] == {"cn-hangzhou": FRESH_IMAGE}
-    assert FRESH_IMAGE in kept_artifact(runner, "packer/manifest.json")
+    recorded = catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read()
+    catalog.delete_object(Bucket=STATE_BUCKET, Key=key)  # as before master's pipeline built C
+    try:
+        calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
+        packer = [call["argv"] for call in calls if call["tool"] == "packer"]
+        assert packer[0] == ["init", "packer/"]
+        assert packer[1][0] == "build" and packer[1][-1] == "packer/"
+        assert f"git_commit={head}" in packer[1]
+        entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+        assert entry["commit"] == head
+        assert entry["images"] == {"cn-hangzhou": FRESH_IMAGE}
+        assert FRESH_IMAGE in kept_artifact(runner, "packer/manifest.json")
+    finally:
+        catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=recorded)
+
+
+@needs_image_handoff
+def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runner: Runner, s3_server: str) -> None:
+    # An image is built once per commit: a retried job or a re-run pipeline keeps the one preprod may already run.
+    key = f"images/{runner.repo.commits['C']}.json"
+    catalog = catalog_client(s3_server)
+    before = catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read()
+    calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
+    assert [call for call in calls if call["tool"] == "packer"] == []
+    assert catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read() == before
