@@ -29,12 +29,6 @@ from tests.fake_sts import FakeSts, serve
 
 CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
 GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
-IMAGE_HANDOFF = PROJECT_DIR / "infra" / "image_handoff.py"
-needs_image_handoff = pytest.mark.skipif(
-    not IMAGE_HANDOFF.exists(),
-    reason="infra/image_handoff.py (issue 4: `python -m infra.image_handoff publish|resolve`) is not merged yet; "
-    "these runs call it",
-)
 
 ROLE_ARN = "acs:ram::1234567890123456:role/ha-webapp-deploy"
 PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/gitlab"
@@ -494,7 +488,6 @@ DEPLOYS = {
 }
 
 
-@needs_image_handoff
 @pytest.mark.parametrize("branch", DEPLOYS)
 def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
     runner: Runner, s3_server: str, branch: str
@@ -514,7 +507,6 @@ def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
     assert_backend_and_credentials(calls, s3_server)
 
 
-@needs_image_handoff
 def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:
     head = runner.repo.commits["C"]
     key = f"images/{head}.json"
@@ -535,7 +527,6 @@ def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(r
         catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=recorded)
 
 
-@needs_image_handoff
 def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runner: Runner, s3_server: str) -> None:
     # An image is built once per commit: a retried job or a re-run pipeline keeps the one preprod may already run.
     key = f"images/{runner.repo.commits['C']}.json"
