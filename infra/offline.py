@@ -36,7 +36,10 @@ _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
 # How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 SECRET_PLACEHOLDER = "offline-secret-value"  # pragma: allowlist secret
-_TOOLS = (__name__, "infra.plan")
+# Modules kept across evaluations. The offline tools (this module, the plan) read evaluations and are no part of the
+# program. infra.config is the program's, but holds only constants and the settings model (it reads config when
+# called, never at import): building its pydantic models again for every stack cost about 0.1 s each.
+_KEPT = (__name__, "infra.plan", "infra.config")
 
 # Values the cloud computes and the program reads. They are returned only in deploy mode (preview=False); in preview
 # mode they stay unknown, as in `pulumi preview`.
@@ -227,10 +230,9 @@ class _ListHandler(logging.Handler):
 
 
 def _is_program_module(name: str) -> bool:
-    # The offline tools (this module, the plan) read evaluations and are no part of the program: importing them
-    # afresh would hand their callers a second copy of every class they define.
-    tool = any(name == t or name.startswith(f"{t}.") for t in _TOOLS)
-    return (name == "infra" or name.startswith("infra.")) and not tool
+    """A module imported afresh for every evaluation; the kept ones also keep their classes' identity for callers."""
+    kept = any(name == k or name.startswith(f"{k}.") for k in _KEPT)
+    return (name == "infra" or name.startswith("infra.")) and not kept
 
 
 def _reattach_tools() -> None:

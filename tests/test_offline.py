@@ -73,15 +73,19 @@ def test_preview_leaves_cloud_computed_values_unknown() -> None:
 
 
 def test_program_modules_are_fresh_per_stack_but_the_tools_are_kept() -> None:
+    import infra.app_tier
     import infra.config
     import infra.plan.model
 
     offline.evaluate("dev", preview=True)
     assert sys.modules["infra.plan.model"] is infra.plan.model, "the plan's classes must stay the ones callers hold"
     assert sys.modules["infra.offline"] is offline
-    assert sys.modules["infra.config"] is not infra.config, "the program's modules are imported afresh"
+    assert sys.modules["infra.app_tier"] is not infra.app_tier, "the program's modules are imported afresh"
+    # The settings model has no state and is kept (building it again per stack is slow).
+    assert sys.modules["infra.config"] is infra.config
     fresh = sys.modules["infra"]
-    assert (fresh.plan, fresh.offline) == (sys.modules["infra.plan"], offline), "the tools hang on the new package"
+    kept = (fresh.plan, fresh.offline, fresh.config)
+    assert kept == (sys.modules["infra.plan"], offline, infra.config), "the kept modules hang on the new package"
 
 
 def test_the_garbage_collector_is_back_on_after_an_evaluation() -> None:
