@@ -330,17 +330,24 @@ class Runner:
 
     def run(self, branch: str, values: dict[str, str], *jobs: str) -> list[dict[str, Any]]:
         """Run `jobs` on `branch`'s head with the shell executor; return what pulumi and packer were asked to do."""
+        result, calls = self.attempt(branch, values, *jobs)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        return calls
+
+    def attempt(
+        self, branch: str, values: dict[str, str], *args: str
+    ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+        """Like `run`, for a run that may fail: gitlab-ci-local's result and the recorded calls."""
         git(self.repo.path, "checkout", "-q", "-f", branch)
         self.log.write_text("")
         result = gitlab_ci_local(
             self.repo.path,
             "--force-shell-executor",
             *variables({**self.base_variables, **values}),
-            *jobs,
+            *args,
             env=self.env,
         )
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+        return result, [json.loads(line) for line in self.log.read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -436,17 +443,8 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
 
 def test_a_failing_preview_fails_its_job_and_still_keeps_the_output(runner: Runner) -> None:
     # The preview is piped into tee for the artifact: the job must fail with pulumi, not succeed with tee.
-    runner.log.write_text("")
-    git(runner.repo.path, "checkout", "-q", "-f", "master")
     values = {**merge_request("master", "pre-production", protected=True), "FAKE_PULUMI_PREVIEW_FAILS": "1"}
-    result = gitlab_ci_local(
-        runner.repo.path,
-        "--force-shell-executor",
-        *variables({**runner.base_variables, **values}),
-        "preview:preprod",
-        *MR_UNSET,
-        env=runner.env,
-    )
+    result, _ = runner.attempt("master", values, "preview:preprod", *MR_UNSET)
     assert result.returncode != 0, result.stdout[-3000:]
     assert "a policy violation" in kept_artifact(runner, "preview.txt")
 
@@ -466,18 +464,12 @@ def test_a_schedule_checks_every_stack_for_drift(runner: Runner, s3_server: str)
 
 
 def test_a_job_without_its_oidc_role_fails_before_pulumi_runs(runner: Runner) -> None:
-    git(runner.repo.path, "checkout", "-q", "-f", "master")
-    runner.log.write_text("")
-    result = gitlab_ci_local(
-        runner.repo.path,
-        "--force-shell-executor",
-        *variables({**runner.base_variables, "ALIBABA_CLOUD_ROLE_ARN": "", "CI_PIPELINE_SOURCE": "schedule"}),
-        "drift:dev",
-        env=runner.env,
+    result, calls = runner.attempt(
+        "master", {"ALIBABA_CLOUD_ROLE_ARN": "", "CI_PIPELINE_SOURCE": "schedule"}, "drift:dev"
     )
     assert result.returncode != 0
     assert "ALIBABA_CLOUD_ROLE_ARN is not set" in result.stdout + result.stderr
-    assert runner.log.read_text() == ""
+    assert calls == []
 
 
 DEPLOYS = {
@@ -535,3 +527,12 @@ def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runn
     calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
     assert [call for call in calls if call["tool"] == "packer"] == []
     assert catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read() == before
+
+
+def test_the_image_job_stops_when_it_cannot_read_the_catalog(runner: Runner) -> None:
+    # "Cannot tell whether this commit is built" must not build: publish would fail after a paid build at best.
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master", "STATE_BUCKET": "ha-webapp-no-such-bucket"}
+    result, calls = runner.attempt("master", values, "image:build")
+    assert result.returncode != 0
+    assert "NoSuchBucket" in result.stdout + result.stderr
+    assert [call for call in calls if call["tool"] == "packer"] == []
