@@ -4,7 +4,7 @@
 
 Reads the job's ID token (`id_tokens:` in .gitlab-ci.yml) and the role to assume from the environment, asks STS for
 temporary credentials, and prints shell `export` lines for the ALIBABA_CLOUD_ variables (the provider, the health
-gate and infra.oss read them), the ALICLOUD_ ones (Packer's builder) and the AWS ones (Pulumi's s3:// state backend).
+gate and infra.oss read them), the ones Packer's builder reads and the AWS ones (Pulumi's s3:// state backend).
 No long-lived key is stored anywhere: the role's trust policy decides which project and which branches may assume it.
 
 Exit status 0 with the export lines on standard output; 2 with one line per problem on standard error (a missing
@@ -54,10 +54,11 @@ class Credentials:
             "ALIBABA_CLOUD_ACCESS_KEY_ID": self.access_key_id,
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": self.access_key_secret,
             "ALIBABA_CLOUD_SECURITY_TOKEN": self.security_token,
-            # Packer's alicloud-ecs builder reads the ALICLOUD_ names.
+            # Packer's alicloud-ecs builder reads ALICLOUD_ACCESS_KEY / ALICLOUD_SECRET_KEY, and the STS token from a
+            # variable without the prefix: SECURITY_TOKEN (the names compiled into Debian's Packer 1.6.6).
             "ALICLOUD_ACCESS_KEY": self.access_key_id,
             "ALICLOUD_SECRET_KEY": self.access_key_secret,
-            "ALICLOUD_SECURITY_TOKEN": self.security_token,
+            "SECURITY_TOKEN": self.security_token,
             # Pulumi's s3:// backend (gocloud.dev + the AWS SDK) reads only the AWS names.
             "AWS_ACCESS_KEY_ID": self.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.access_key_secret,

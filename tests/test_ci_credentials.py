@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -43,7 +45,8 @@ def test_the_exported_credentials_reach_a_shell_intact(sts: FakeSts) -> None:
     script = (
         'credentials="$("$PYTHON" -m infra.ci_credentials)" && eval "$credentials" && '
         'printf "%s\\n" "$ALIBABA_CLOUD_ACCESS_KEY_ID" "$ALIBABA_CLOUD_ACCESS_KEY_SECRET" '
-        '"$ALIBABA_CLOUD_SECURITY_TOKEN" "$AWS_SECRET_ACCESS_KEY" "$AWS_SESSION_TOKEN" "$ALICLOUD_SECRET_KEY"'
+        '"$ALIBABA_CLOUD_SECURITY_TOKEN" "$AWS_SECRET_ACCESS_KEY" "$AWS_SESSION_TOKEN" "$ALICLOUD_SECRET_KEY" '
+        '"$SECURITY_TOKEN"'
     )
     result = subprocess.run(
         ["bash", "-c", script],
@@ -60,6 +63,7 @@ def test_the_exported_credentials_reach_a_shell_intact(sts: FakeSts) -> None:
         sts.issued_secret,
         sts.issued_token,
         sts.issued_secret,
+        sts.issued_token,
     ]
     assert "valid until 2031-01-01T00:00:00Z" in result.stderr
     (request,) = sts.requests
@@ -130,3 +134,13 @@ def test_a_duration_outside_stss_limits_is_refused(sts: FakeSts, capsys: pytest.
     assert ci_credentials.main(["--duration", "60"], job_environment(sts)) == 2
     assert "--duration is 60: expected 900 to 43200 seconds" in capsys.readouterr().err
     assert sts.requests == []
+
+
+def test_packer_is_given_credentials_under_the_names_it_reads() -> None:
+    # Packer's builder looks its credentials up by fixed names; a wrong one fails only in the image job, in the cloud.
+    credentials = ci_credentials.Credentials("STS.id", "secret", "token", "2031-01-01T00:00:00Z")
+    exported = {line.split("=")[0].removeprefix("export ") for line in credentials.exports().splitlines()}
+    binary = Path(shutil.which("packer") or pytest.fail("packer is not installed")).read_bytes()
+    for name in ("ALICLOUD_ACCESS_KEY", "ALICLOUD_SECRET_KEY", "SECURITY_TOKEN"):
+        assert name.encode() in binary, f"Packer does not read {name}"
+        assert name in exported, f"{name} is not exported for Packer"
