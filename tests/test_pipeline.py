@@ -26,6 +26,7 @@ from infra import oss
 from infra.offline import PROJECT_DIR
 from tests.conftest import STACKS
 from tests.fake_sts import FakeSts, serve
+from tests.project_files import project_files
 
 CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
 GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
@@ -138,18 +139,9 @@ def ci_repo(tmp_path_factory: pytest.TempPathFactory) -> CiRepo:
     if not GITLAB_CI_LOCAL.exists():
         pytest.fail("gitlab-ci-local is not installed: run `make setup` (npm ci installs it from package-lock.json)")
     repo = tmp_path_factory.mktemp("ci-repo")
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    for name in listed:
-        source = PROJECT_DIR / name
-        if source.is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, repo / name)
+    for name in project_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_DIR / name, repo / name)
     git(repo, "init", "-q", "-b", "master")
     git(repo, "remote", "add", "origin", "git@gitlab.example.com:team/ha-webapp.git")
     git(repo, "add", "-A")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from detect_secrets.settings import default_settings
 from infra.offline import PROJECT_DIR, Evaluation, is_secret, unwrap
 from tests.conftest import STACKS
 from tests.mutations import changed, plain
+from tests.project_files import project_files
 
 # Planted on purpose, to see the scans find them.
 PLANTED_KEY = "kV8r2Qz7LmN4pX9wT3bY6cJ1dF5gH0sA"  # pragma: allowlist secret
@@ -36,14 +36,7 @@ def scan(paths: list[Path]) -> dict[str, list[int]]:
 
 
 def repository_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=PROJECT_DIR,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    return [PROJECT_DIR / name for name in listed if (PROJECT_DIR / name).is_file()]
+    return [PROJECT_DIR / name for name in project_files()]
 
 
 def test_the_repository_holds_no_secret() -> None:
