@@ -425,8 +425,10 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
     calls = runner.run(
         "master", merge_request("master", "pre-production", protected=True), "preview:preprod", *MR_UNSET
     )
+    # The preview shows what merging would deploy: master's head (C) has its own image, which the merge promotes.
     assert pulumi_calls(calls) == [
         ["stack", "select", "--create", "preprod"],
+        ["config", "set", "imageId", IMAGE_C, "--stack", "preprod"],
         ["preview", "--diff", "--policy-pack", "policy", "--stack", "preprod"],
     ]
     assert_backend_and_credentials(calls, s3_server)
