@@ -109,6 +109,15 @@ def test_missing_settings_name_each_key_and_ask_nothing(kms: FakeKms, tmp_path: 
     assert kms.requests == []
 
 
+def test_an_output_it_cannot_write_is_a_clear_error(kms: FakeKms, tmp_path: Path) -> None:
+    blocker = tmp_path / "run"
+    blocker.write_text("a file where the directory should be")
+    result = run(kms, blocker / "app" / "secrets.env", server_environment())
+    assert result.returncode == 1
+    assert f"could not write {blocker / 'app' / 'secrets.env'}" in result.stderr
+    assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
+
+
 def test_a_secret_that_does_not_exist_fails_at_once(kms: FakeKms, tmp_path: Path) -> None:
     output = tmp_path / "secrets.env"
     result = run(kms, output, server_environment(DB_PASSWORD_VERSION="v4"), "--deadline", "300")

@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     except PermanentError as error:
         log.error("could not read %s version %s: %s", settings.secret_name, settings.version_id, error)
         return 1
+    except OSError as error:
+        log.error("could not write %s: %s", args.output, error.strerror or error)
+        return 1
     log.info("wrote %s from %s version %s", args.output, settings.secret_name, settings.version_id)
     return 0
 
