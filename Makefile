@@ -20,7 +20,7 @@ setup: $(VENV)/.installed node_modules/.installed
 # Evaluate every stack offline (no cloud account, no Pulumi CLI): what it would create, the zone-loss audit, and an
 # architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.
 plan: setup
-	$(PY) -m infra.plan --diagram out/diagrams
+	$(PY) -m plan --diagram out/diagrams
 
 lint: setup
 	$(PY) -m ruff check .

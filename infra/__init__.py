@@ -1,4 +1,9 @@
-"""ha-webapp's building blocks: the stack settings and the four components every stack is made of."""
+"""The program `pulumi up` runs: the stack settings (`config`, the only reader of `pulumi.Config`), the replacement
+guard, the four components every stack is made of, the release health gate and the servers' user data.
+
+Imports only the Pulumi and Alibaba Cloud SDKs; the offline plan (`plan/`) and the pipeline tools (`pipeline/`) may
+import this package, never the other way round.
+"""
 
 from infra import guard
 from infra.app_tier import AppTier, AppTierArgs, Placement

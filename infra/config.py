@@ -31,7 +31,7 @@ SLB_SOURCE_CIDR = "100.64.0.0/10"
 _PRIVATE_RANGES = tuple(ipaddress.ip_network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
-# A custom image ID; also checked by the image hand-off (infra/image_handoff.py) before it writes one.
+# A custom image ID; also checked by the image hand-off (pipeline/image_handoff.py) before it writes one.
 IMAGE_ID_RE = re.compile(r"m-[0-9a-z]{8,32}")
 _INSTANCE_TYPE_RE = re.compile(r"ecs\.[a-z0-9-]+\.[a-z0-9]+")
 _DB_CLASS_RE = re.compile(r"(rds\.)?mysql\.[a-z0-9]+(\.[a-z0-9]+)+")

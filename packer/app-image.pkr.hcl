@@ -64,7 +64,7 @@ build {
   }
 
   post-processor "manifest" {
-    # Read by `python -m infra.image_handoff set|publish`; several runs append to it, the last one is last_run_uuid.
+    # Read by `python -m pipeline.image_handoff set|publish`; several runs append to it, the last one is last_run_uuid.
     output     = "${path.root}/manifest.json"
     strip_path = true
     custom_data = {

@@ -46,7 +46,7 @@ REQUIRED_TAGS = ("project", "stack")
 LISTENER_PORTS = (80, 443)
 
 # What the provider SDK says about the resource types of the services this project uses (deprecated, taggable),
-# written by `python -m infra.sdk_facts` from the SDK's own markers; this pack's venv has no SDK, and a test keeps
+# written by `python -m policy.sdk_facts` from the SDK's own markers; this pack's venv has no SDK, and a test keeps
 # the file current.
 _FACTS = json.loads((Path(__file__).parent / "sdk_facts.json").read_text(encoding="utf-8"))
 DEPRECATED_TYPES: Mapping[str, str] = _FACTS["deprecated"]

@@ -1,6 +1,6 @@
 # Sourced by every job that runs Pulumi or touches the state bucket (the `.pulumi` job in .gitlab-ci.yml):
 #   1. the program's virtualenv (.venv, the one Pulumi.yaml names), rebuilt only when requirements.txt changed;
-#   2. temporary cloud credentials from the job's OIDC token (infra/ci_credentials.py);
+#   2. temporary cloud credentials from the job's OIDC token (pipeline/ci_credentials.py);
 #   3. the Pulumi state backend on OSS.
 # Sourced, not run, so that the exports reach the job's script. Fails the job, with the tool's message, on any problem.
 set -euo pipefail
@@ -23,14 +23,14 @@ export VIRTUAL_ENV="$venv"
 export PATH="$venv/bin:$PATH"
 
 # 2. Credentials: assign first, so that a failed exchange fails the job here (an `eval "$(…)"` would hide it).
-credentials="$(python -m infra.ci_credentials)"
+credentials="$(python -m pipeline.ci_credentials)"
 eval "$credentials"
 unset credentials
 
 # 3. State on OSS through its S3-compatible API. OSS accepts only virtual-hosted-style requests, which is what the AWS
 # SDK v2 (awssdk=v2) sends by default; it does not support the SDK's default request checksums, hence the two
 # `when_required` settings.
-: "${STATE_BUCKET:?set STATE_BUCKET (CI/CD variable): the OSS bucket made by python -m infra.state_bucket}"
+: "${STATE_BUCKET:?set STATE_BUCKET (CI/CD variable): the OSS bucket made by python -m pipeline.state_bucket}"
 : "${OSS_REGION:?set OSS_REGION (CI/CD variable): region of the state bucket, e.g. cn-hangzhou}"
 export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2"
 export AWS_REGION="$OSS_REGION"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from infra.offline import Evaluation, evaluate
-from tests.fake_acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+from plan.offline import Evaluation, evaluate
+from tests.fakes.acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 
 STACKS = ("dev", "preprod", "prod")
 
@@ -60,7 +60,7 @@ def s3_server() -> Iterator[str]:
 
 @pytest.fixture
 def oss_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Environment pointing infra.oss at the local server, with throwaway credentials; yields the endpoint."""
+    """Environment pointing pipeline.oss at the local server, with throwaway credentials; yields the endpoint."""
     monkeypatch.setenv("OSS_ENDPOINT", s3_server)
     monkeypatch.setenv("OSS_REGION", "cn-hangzhou")
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-key-id")
@@ -73,7 +73,7 @@ def oss_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def registrations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The types of the resources the evaluator's mock monitor is asked to register, in order, during the test."""
-    from infra import offline
+    from plan import offline
 
     registered: list[str] = []
     original = offline._RecordingMonitor.RegisterResource

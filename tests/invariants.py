@@ -14,8 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 
 from infra.config import SLB_SOURCE_CIDR, Settings, parse_settings
-from infra.offline import Evaluation, Resource
-from infra.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
+from plan.offline import Evaluation, Resource
+from policy.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
 
 VSWITCH = "alicloud:vpc/switch:Switch"
 SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"

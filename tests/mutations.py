@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from infra.offline import Evaluation
+from plan.offline import Evaluation
 
 
 def changed(ev: Evaluation, name: str, inputs: dict[str, Any] | None = None, **fields: Any) -> Evaluation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from infra.offline import PROJECT_DIR
+from plan.offline import PROJECT_DIR
 
 
 def project_files() -> list[Path]:

@@ -1,0 +1,510 @@
+"""Hands the Packer-built image to the stacks: built once on master, promoted unchanged by merge.
+
+    python -m pipeline.image_handoff set --stack STACK --manifest packer/manifest.json
+    python -m pipeline.image_handoff publish --manifest packer/manifest.json --commit SHA --version APP_VERSION
+    python -m pipeline.image_handoff show --commit SHA
+    python -m pipeline.image_handoff resolve --stack STACK [--commit REV]
+
+`set` puts the image of the stack's region from Packer's manifest into `ha-webapp:imageId`. `publish` records a build
+in the image catalog, `images/<commit>.json` in the OSS bucket $STATE_BUCKET; `show` tells whether a commit has one
+(exit 1 when not), so that a re-run pipeline does not build the same commit again. `resolve` finds the newest
+ancestor of a commit that has a catalog entry and sets its image, so that a merge to pre-production or production
+deploys exactly the image master built. Bad input exits 2 with one line per problem, and changes nothing.
+
+The pure parts (reading a manifest, picking a region's image, editing a stack file's text, checking a catalog entry)
+are plain functions, tested with tables of good and bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import difflib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import YAMLError
+
+from infra.config import IMAGE_ID_RE, PROJECT, REGION_KEY, REGION_RE
+
+IMAGE_KEY = f"{PROJECT}:imageId"
+BUCKET_ENV = "STATE_BUCKET"
+CATALOG_PREFIX = "images/"
+# How far back `resolve` looks: master's image job runs for every commit, so the last build is never far behind.
+MAX_ANCESTORS = 500
+
+_STACK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+_EXAMPLE_ID = "m-bp1g7004ksh0oeuc1ne8"
+
+
+class HandoffError(Exception):
+    """Bad input or a failed step; each problem is one line that names what is wrong."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class ManifestRun:
+    """The images of one Packer run, by region, with what the template recorded about them."""
+
+    images: dict[str, str]
+    version: str | None
+    commit: str | None
+    built_at: str | None
+
+
+# --- Packer's manifest (pure) ---------------------------------------------------------------------------------------
+
+
+def parse_artifact_id(artifact_id: object, where: str) -> dict[str, str]:
+    """'cn-hangzhou:m-aaa' or 'cn-hangzhou:m-aaa,cn-shanghai:m-bbb' (an image copied to regions) -> {region: ID}."""
+    if not isinstance(artifact_id, str) or not artifact_id.strip():
+        raise HandoffError(f"{where}: artifact_id must be a string like 'cn-hangzhou:{_EXAMPLE_ID}'")
+    images: dict[str, str] = {}
+    problems = []
+    for part in artifact_id.split(","):
+        region, sep, image_id = part.strip().partition(":")
+        if not sep or not REGION_RE.fullmatch(region):
+            problems.append(f"{where}: artifact_id part {part.strip()!r} is not '<region>:<image ID>'")
+        elif not IMAGE_ID_RE.fullmatch(image_id):
+            problems.append(
+                f"{where}: image ID {image_id!r} for {region} is not a custom image ID (m- and 8-32 lowercase"
+                f" letters or digits, like {_EXAMPLE_ID})"
+            )
+        elif region in images and images[region] != image_id:
+            problems.append(f"{where}: two images for {region}: {images[region]} and {image_id}")
+        else:
+            images[region] = image_id
+    if problems:
+        raise HandoffError(*problems)
+    return images
+
+
+def parse_manifest(text: str, source: str) -> ManifestRun:
+    """The images of the manifest's last run (`last_run_uuid`); earlier runs appended to the same file are ignored."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise HandoffError(f"{source} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise HandoffError(f"{source}: expected a JSON object with 'builds' and 'last_run_uuid'")
+    builds = document.get("builds")
+    if not isinstance(builds, list) or not builds:
+        raise HandoffError(f"{source}: 'builds' must be a non-empty list (did `packer build` finish?)")
+    run_uuid = document.get("last_run_uuid")
+    if not isinstance(run_uuid, str) or not run_uuid:
+        raise HandoffError(f"{source}: 'last_run_uuid' is missing; it tells which run's builds to use")
+    last_run = [b for b in builds if isinstance(b, dict) and b.get("packer_run_uuid") == run_uuid]
+    if not last_run:
+        raise HandoffError(f"{source}: no build belongs to the last run ({run_uuid})")
+
+    images: dict[str, str] = {}
+    problems: list[str] = []
+    custom: dict[str, set[str]] = {"app_version": set(), "git_commit": set()}
+    build_times: list[int] = []
+    for build in last_run:
+        where = f"{source}: build {build.get('name', '?')!s}"
+        try:
+            found = parse_artifact_id(build.get("artifact_id"), where)
+        except HandoffError as error:
+            problems.extend(error.problems)
+            continue
+        for region, image_id in found.items():
+            if region in images and images[region] != image_id:
+                problems.append(f"{where}: a second image for {region} in the same run: {images[region]}, {image_id}")
+            images[region] = image_id
+        data = build.get("custom_data")
+        if isinstance(data, dict):
+            for key, values in custom.items():
+                if isinstance(data.get(key), str):
+                    values.add(data[key])
+        if isinstance(build.get("build_time"), int):
+            build_times.append(build["build_time"])
+    if problems:
+        raise HandoffError(*problems)
+    for key, values in custom.items():
+        if len(values) > 1:
+            raise HandoffError(f"{source}: the last run's builds disagree on {key}: {', '.join(sorted(values))}")
+    return ManifestRun(
+        images=images,
+        version=next(iter(custom["app_version"]), None),
+        commit=next(iter(custom["git_commit"]), None),
+        built_at=_iso(max(build_times)) if build_times else None,
+    )
+
+
+def load_manifest(path: Path) -> ManifestRun:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HandoffError(f"manifest {path} does not exist (run `packer build` first)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise HandoffError(f"manifest {path} cannot be read: {error}") from None
+    return parse_manifest(text, str(path))
+
+
+def image_for_region(images: Mapping[str, str], region: str, source: str) -> str:
+    if region not in images:
+        built = ", ".join(sorted(images)) or "none"
+        raise HandoffError(f"{source} has no image for region {region} (built for: {built})")
+    return images[region]
+
+
+def _iso(epoch_seconds: int) -> str:
+    return datetime.datetime.fromtimestamp(epoch_seconds, tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- the stack file (pure) ------------------------------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip: comments, key order and quoting survive
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the stack files' style (and `pulumi config set`'s)
+    yaml.width = 4096  # never re-wrap a long line
+    return yaml
+
+
+def _load_stack(text: str, source: str) -> tuple[YAML, CommentedMap, CommentedMap]:
+    """The stack file's document and its `config:` mapping, with the YAML instance that can write them back."""
+    yaml = _yaml()
+    try:
+        document = yaml.load(text)
+    except YAMLError as error:
+        raise HandoffError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
+    config = document.get("config") if isinstance(document, CommentedMap) else None
+    if not isinstance(config, CommentedMap):
+        raise HandoffError(f"{source} has no 'config:' mapping")
+    return yaml, document, config
+
+
+def stack_region(text: str, source: str) -> str:
+    region = _load_stack(text, source)[2].get(REGION_KEY)
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
+        raise HandoffError(f"{source}: {REGION_KEY} must be a region ID such as cn-hangzhou, got {region!r}")
+    return region
+
+
+def with_image(text: str, image_id: str, source: str) -> str:
+    """The stack file's text with `ha-webapp:imageId` set (added after the region if absent), nothing else changed."""
+    if not IMAGE_ID_RE.fullmatch(image_id):
+        raise HandoffError(f"{image_id!r} is not a custom image ID (like {_EXAMPLE_ID})")
+    yaml, document, config = _load_stack(text, source)
+    if IMAGE_KEY in config:
+        config[IMAGE_KEY] = image_id
+    else:
+        keys = list(config)
+        config.insert(keys.index(REGION_KEY) + 1 if REGION_KEY in keys else len(keys), IMAGE_KEY, image_id)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    new = out.getvalue()
+    # The promise is "only the image ID changed": check it rather than trust the YAML library with every style.
+    changed = [line for line in difflib.ndiff(text.splitlines(), new.splitlines()) if line[:2] in ("- ", "+ ")]
+    if any(IMAGE_KEY not in line for line in changed):
+        raise HandoffError(
+            f"{source}: setting {IMAGE_KEY} would also reformat other lines; set it with"
+            f" `pulumi config set imageId {image_id}` or edit the file by hand"
+        )
+    return new
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace the file in one step (a crash leaves the old or the new file, never half of one), keeping its mode."""
+    mode = path.stat().st_mode & 0o777
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    file: Path
+    text: str
+    region: str
+
+
+def read_stack(name: str, project_dir: Path) -> Stack:
+    if not _STACK_RE.fullmatch(name):
+        raise HandoffError(f"--stack {name!r} is not a stack name (letters, digits, '.', '_', '-')")
+    path = project_dir / f"Pulumi.{name}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HandoffError(f"stack {name}: {path} does not exist") from None
+    return Stack(name, path, text, stack_region(text, path.name))
+
+
+Runner = Callable[[Sequence[str], Path], subprocess.CompletedProcess[str]]
+
+
+def _run(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+
+
+def set_stack_image(stack: Stack, image_id: str, project_dir: Path, run: Runner = _run) -> str:
+    """Set the stack's imageId: through the Pulumi CLI when it is installed, else in the stack file. Says how."""
+    if not IMAGE_ID_RE.fullmatch(image_id):
+        raise HandoffError(f"{image_id!r} is not a custom image ID (like {_EXAMPLE_ID})")
+    pulumi = shutil.which("pulumi")
+    if pulumi:
+        result = run([pulumi, "config", "set", "imageId", image_id, "--stack", stack.name], project_dir)
+        if result.returncode != 0:
+            detail = " ".join((result.stderr or result.stdout).split()) or "no output"
+            raise HandoffError(f"`pulumi config set imageId {image_id} --stack {stack.name}` failed: {detail}")
+        return "pulumi config set"
+    new = with_image(stack.text, image_id, stack.file.name)
+    if new != stack.text:
+        _write_atomically(stack.file, new)
+    return f"edited {stack.file.name}"
+
+
+# --- the image catalog in OSS ---------------------------------------------------------------------------------------
+
+
+def catalog_key(commit: str) -> str:
+    return f"{CATALOG_PREFIX}{commit}.json"
+
+
+def catalog_entry(run: ManifestRun, commit: str, version: str) -> dict[str, Any]:
+    if not _COMMIT_RE.fullmatch(commit):
+        raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
+    if not version.strip():
+        raise HandoffError("--version must not be empty")
+    problems = []
+    if run.commit is not None and run.commit != commit:
+        problems.append(f"the manifest's last run was built from commit {run.commit}, not {commit}")
+    if run.version is not None and run.version != version:
+        problems.append(f"the manifest's last run is version {run.version}, not {version}")
+    if problems:
+        raise HandoffError(*problems)
+    built_at = run.built_at or _iso(int(datetime.datetime.now(tz=datetime.UTC).timestamp()))
+    return {"commit": commit, "version": version, "images": dict(sorted(run.images.items())), "built_at": built_at}
+
+
+def parse_catalog_entry(body: bytes, key: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HandoffError(f"catalog entry {key} is not valid JSON: {error}") from None
+    if not isinstance(entry, dict):
+        raise HandoffError(f"catalog entry {key}: expected a JSON object")
+    images = entry.get("images")
+    if not isinstance(images, dict) or not all(
+        isinstance(r, str) and isinstance(i, str) and IMAGE_ID_RE.fullmatch(i) for r, i in images.items()
+    ):
+        raise HandoffError(f"catalog entry {key}: 'images' must map regions to image IDs like {_EXAMPLE_ID}")
+    return entry
+
+
+def _bucket() -> str:
+    bucket = os.environ.get(BUCKET_ENV, "").strip()
+    if not bucket:
+        raise HandoffError(f"{BUCKET_ENV} is not set: the OSS bucket that holds the state and the image catalog")
+    return bucket
+
+
+def _oss() -> Any:
+    from pipeline import oss  # boto3 is only needed by publish and resolve
+
+    try:
+        return oss.client()
+    except ValueError as error:
+        raise HandoffError(str(error)) from None
+
+
+def _oss_error(error: Exception, what: str) -> HandoffError:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        return HandoffError(f"{what}: {info.get('Code', '?')}: {info.get('Message', '')}".rstrip(": "))
+    return HandoffError(f"{what}: {error}")
+
+
+def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
+    """The catalog entry of `commit`, or None when it has none."""
+    from botocore.exceptions import ClientError
+
+    key = catalog_key(commit)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        return None
+    return parse_catalog_entry(body, key)
+
+
+def lookup(commit: str) -> str | None:
+    """What the catalog records for `commit` (one line), or None: lets the image job skip a commit already built."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not _COMMIT_RE.fullmatch(commit):
+        raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        entry = _recorded(s3, bucket, commit)
+    except (BotoCoreError, ClientError) as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    return None if entry is None else f"{catalog_key(commit)} records {_describe(entry)}"
+
+
+def publish(manifest: Path, commit: str, version: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    run = load_manifest(manifest)
+    entry = catalog_entry(run, commit, version)
+    bucket = _bucket()
+    s3 = _oss()
+    key = catalog_key(commit)
+    body = (json.dumps(entry, indent=2) + "\n").encode()
+    try:
+        old = _recorded(s3, bucket, commit)
+        if old is not None:
+            if old.get("images") == entry["images"] and old.get("version") == version:
+                return f"{key} already records {_describe(entry)}"
+            # Preprod may already run the recorded image; replacing it would promote a different one to prod.
+            raise HandoffError(
+                f"{key} already records {_describe(old)} for this commit; an image is built once per commit"
+                f" (delete s3://{bucket}/{key} on purpose to replace it)"
+            )
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except (BotoCoreError, ClientError) as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    return f"published {key}: {_describe(entry)}"
+
+
+def _describe(entry: Mapping[str, Any]) -> str:
+    images = ", ".join(f"{region} {image}" for region, image in sorted(entry.get("images", {}).items()))
+    return f"version {entry.get('version')}, {images}"
+
+
+def _ancestors(rev: str, project_dir: Path, run: Runner) -> list[str]:
+    if rev.startswith("-"):
+        raise HandoffError(f"--commit {rev!r} is not a revision")
+    result = run(["git", "rev-list", f"--max-count={MAX_ANCESTORS}", rev, "--"], project_dir)
+    if result.returncode != 0:
+        detail = " ".join(result.stderr.split()) or "no output"
+        raise HandoffError(f"git cannot list the ancestors of {rev}: {detail}")
+    return result.stdout.split()
+
+
+def _catalog_commits(s3: Any, bucket: str) -> set[str]:
+    commits = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CATALOG_PREFIX):
+        for item in page.get("Contents", []):
+            name = item["Key"][len(CATALOG_PREFIX) :]
+            if name.endswith(".json") and _COMMIT_RE.fullmatch(name[: -len(".json")]):
+                commits.add(name[: -len(".json")])
+    return commits
+
+
+def resolve(stack_name: str, rev: str, project_dir: Path, run: Runner = _run) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    stack = read_stack(stack_name, project_dir)
+    ancestors = _ancestors(rev, project_dir, run)
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        built = _catalog_commits(s3, bucket)
+        found = next((sha for sha in ancestors if sha in built), None)
+        if found is None:
+            raise HandoffError(
+                f"no image built for any ancestor of {rev} (looked at {len(ancestors)} commits, up to"
+                f" {MAX_ANCESTORS}); run the image job on master first"
+            )
+        key = catalog_key(found)
+        entry = parse_catalog_entry(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key)
+    except (BotoCoreError, ClientError) as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    image_id = image_for_region(entry["images"], stack.region, f"catalog entry {key}")
+    how = set_stack_image(stack, image_id, project_dir, run)
+    return (
+        f"promoted image {image_id} (version {entry.get('version')}, commit {found}) to stack {stack.name}"
+        f" in {stack.region}; {how}"
+    )
+
+
+# --- command line ---------------------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.image_handoff",
+        description="Hand the Packer-built image to the stacks (ha-webapp:imageId) and promote it by merge.",
+    )
+    parser.add_argument("--project-dir", type=Path, default=Path("."), help="where Pulumi.<stack>.yaml live")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    set_ = commands.add_parser("set", help="set a stack's imageId from Packer's manifest")
+    set_.add_argument("--stack", required=True)
+    set_.add_argument("--manifest", type=Path, required=True)
+
+    publish_ = commands.add_parser("publish", help="record the manifest's images in the catalog in $STATE_BUCKET")
+    publish_.add_argument("--manifest", type=Path, required=True)
+    publish_.add_argument("--commit", required=True, help="full SHA the image was built from")
+    publish_.add_argument("--version", required=True, help="application version")
+
+    show_ = commands.add_parser(
+        "show", help="print what the catalog records for a commit; exit 1 when it records nothing"
+    )
+    show_.add_argument("--commit", required=True, help="full SHA")
+
+    resolve_ = commands.add_parser("resolve", help="set a stack's imageId to the newest image among REV's ancestors")
+    resolve_.add_argument("--stack", required=True)
+    resolve_.add_argument("--commit", default="HEAD", metavar="REV", help="default: HEAD")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "set":
+            stack = read_stack(args.stack, args.project_dir)
+            run = load_manifest(args.manifest)
+            image_id = image_for_region(run.images, stack.region, str(args.manifest))
+            how = set_stack_image(stack, image_id, args.project_dir)
+            print(f"stack {stack.name} ({stack.region}): imageId {image_id}; {how}")
+        elif args.command == "publish":
+            print(publish(args.manifest, args.commit, args.version))
+        elif args.command == "show":
+            recorded = lookup(args.commit)
+            if recorded is None:
+                print(f"no image recorded for commit {args.commit}")
+                return 1
+            print(recorded)
+        else:
+            print(resolve(args.stack, args.commit, args.project_dir))
+    except HandoffError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""Settings validation: a table of good and bad stack settings, each bad one named by its key."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pulumi
+import pytest
+
+from infra.config import Settings, SettingsError, parse_settings
+from plan import offline
+from plan.offline import stack_config
+
+PROJECT = "ha-webapp"
+DELETE = object()
+
+BASE: dict[str, Any] = {
+    "alicloud:region": "cn-hangzhou",
+    "ha-webapp:imageId": "m-bp1g7004ksh0oeuc1ne8",
+    "ha-webapp:network": {
+        "vpcCidr": "10.30.0.0/16",
+        "zones": [
+            {"id": "cn-hangzhou-h", "vswitchCidr": "10.30.1.0/24"},
+            {"id": "cn-hangzhou-i", "vswitchCidr": "10.30.2.0/24"},
+        ],
+    },
+    "ha-webapp:app": {"instanceType": "ecs.g7.large"},
+    "ha-webapp:database": {"instanceClass": "mysql.n2.medium.2c"},
+}
+
+
+def settings_with(changes: dict[str, Any]) -> dict[str, str]:
+    """BASE with `changes` applied ("ha-webapp:network.zones[1].id" paths), as Pulumi would pass it."""
+    config = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        top, _, rest = path.partition(".") if not path.startswith("alicloud:") else (path, "", "")
+        parts = [top] + [p for p in re.split(r"\.|\[(\d+)\]", rest) if p]
+        target: Any = config
+        for part in parts[:-1]:
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        last: Any = int(parts[-1]) if isinstance(target, list) else parts[-1]
+        if value is DELETE:
+            del target[last]
+        else:
+            target[last] = value
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def parse(changes: dict[str, Any]) -> Settings:
+    return parse_settings(PROJECT, "prod", settings_with(changes))
+
+
+BAD = [
+    # (id, changes, key named in the error, what the error says)
+    ("cidr-malformed", {"ha-webapp:network.vpcCidr": "10.30.0.0/33"}, "ha-webapp:network.vpcCidr", "CIDR"),
+    ("cidr-host-bits", {"ha-webapp:network.zones[0].vswitchCidr": "10.30.1.5/24"}, "zones[0].vswitchCidr", "host bits"),
+    ("vpc-public-range", {"ha-webapp:network.vpcCidr": "8.8.0.0/16"}, "ha-webapp:network.vpcCidr", "private range"),
+    ("vpc-too-small", {"ha-webapp:network.vpcCidr": "10.30.0.0/28"}, "ha-webapp:network.vpcCidr", "/8 and /24"),
+    (
+        "vswitch-outside-vpc",
+        {"ha-webapp:network.zones[1].vswitchCidr": "10.99.2.0/24"},
+        "ha-webapp:network.zones[1].vswitchCidr",
+        "not inside the VPC",
+    ),
+    (
+        "vswitches-overlap",
+        {"ha-webapp:network.zones[1].vswitchCidr": "10.30.1.128/25"},
+        "ha-webapp:network.zones[1].vswitchCidr",
+        "overlaps zones[0]",
+    ),
+    (
+        "one-zone",
+        {"ha-webapp:network.zones": [{"id": "cn-hangzhou-h", "vswitchCidr": "10.30.1.0/24"}]},
+        "ha-webapp:network.zones",
+        "at least 2",
+    ),
+    (
+        "three-zones",
+        {
+            "ha-webapp:network.zones": [
+                {"id": f"cn-hangzhou-{z}", "vswitchCidr": f"10.30.{i}.0/24"} for i, z in enumerate("hij", 1)
+            ]
+        },
+        "ha-webapp:network.zones",
+        "at most 2",
+    ),
+    ("same-zone-twice", {"ha-webapp:network.zones[1].id": "cn-hangzhou-h"}, "zones[1].id", "two different zones"),
+    ("zone-not-in-region", {"ha-webapp:network.zones[1].id": "cn-shanghai-b"}, "zones[1].id", "not in region"),
+    ("admin-cidr-world", {"ha-webapp:network.adminCidr": "0.0.0.0/0"}, "ha-webapp:network.adminCidr", "at most a /16"),
+    ("image-id-malformed", {"ha-webapp:imageId": "ami-0abcdef1234567890"}, "ha-webapp:imageId", "custom image ID"),
+    ("image-id-missing", {"ha-webapp:imageId": DELETE}, "ha-webapp:imageId", "required"),
+    ("instance-type-malformed", {"ha-webapp:app.instanceType": "g7.large"}, "ha-webapp:app.instanceType", "ecs."),
+    ("db-class-malformed", {"ha-webapp:database.instanceClass": "db.t3.micro"}, "database.instanceClass", "MySQL"),
+    ("storage-below-minimum", {"ha-webapp:database.storageGb": 10}, "ha-webapp:database.storageGb", "20"),
+    ("storage-off-step", {"ha-webapp:database.storageGb": 23}, "ha-webapp:database.storageGb", "multiple of 5"),
+    ("zero-servers", {"ha-webapp:app.serversPerZone": 0}, "ha-webapp:app.serversPerZone", "greater than or equal"),
+    ("too-many-servers", {"ha-webapp:app.serversPerZone": 51}, "ha-webapp:app.serversPerZone", "less than or equal"),
+    ("port-out-of-range", {"ha-webapp:app.port": 70000}, "ha-webapp:app.port", "65535"),
+    ("port-zero", {"ha-webapp:app.port": 0}, "ha-webapp:app.port", "greater than or equal to 1"),
+    ("health-path-relative", {"ha-webapp:app.healthCheckPath": "health"}, "app.healthCheckPath", "starting with '/'"),
+    (
+        "domain-invalid",
+        {"ha-webapp:dns": {"domain": "not a domain", "subDomain": "www"}},
+        "ha-webapp:dns.domain",
+        "domain name",
+    ),
+    (
+        "subdomain-invalid",
+        {"ha-webapp:dns": {"domain": "example.com", "subDomain": "Www!"}},
+        "ha-webapp:dns.subDomain",
+        "DNS label",
+    ),
+    ("subdomain-missing", {"ha-webapp:dns": {"domain": "example.com"}}, "ha-webapp:dns.subDomain", "required"),
+    ("retention-too-short", {"ha-webapp:database.backupRetentionDays": 3}, "backupRetentionDays", "greater than"),
+    ("retention-too-long", {"ha-webapp:database.backupRetentionDays": 1000}, "backupRetentionDays", "less than"),
+    ("unknown-key", {"ha-webapp:imagId": "m-bp1g7004ksh0oeuc1ne8"}, "ha-webapp:imagId", "unknown key"),
+    ("unknown-nested-key", {"ha-webapp:app.instancetype": "ecs.g7.large"}, "ha-webapp:app.instancetype", "unknown"),
+    ("wrong-type-count", {"ha-webapp:app.serversPerZone": "two"}, "ha-webapp:app.serversPerZone", "valid integer"),
+    ("wrong-type-bool", {"ha-webapp:protect": "maybe"}, "ha-webapp:protect", "valid boolean"),
+    ("section-not-object", {"ha-webapp:network": "10.30.0.0/16"}, "ha-webapp:network", "object"),
+    ("section-missing", {"ha-webapp:database": DELETE}, "ha-webapp:database", "required"),
+    ("region-missing", {"alicloud:region": DELETE}, "alicloud:region", "required"),
+    ("region-malformed", {"alicloud:region": "Hangzhou"}, "alicloud:region", "region ID"),
+    ("db-user-reserved", {"ha-webapp:database.user": "root"}, "ha-webapp:database.user", "reserved"),
+    ("key-pair-malformed", {"ha-webapp:app.keyPairName": "1 key"}, "ha-webapp:app.keyPairName", "key pair"),
+    ("slb-spec-unknown", {"ha-webapp:loadBalancer": {"spec": "slb.s9.huge"}}, "loadBalancer.spec", "CLB spec"),
+    ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
+    ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
+    ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),
+]
+
+
+@pytest.mark.parametrize(("changes", "key", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_settings_are_rejected_naming_the_key(changes: dict[str, Any], key: str, expected: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        parse(changes)
+    matching = [p for p in raised.value.problems if key in p.key]
+    assert matching, f"no problem names {key!r}: {raised.value}"
+    assert any(expected in p.message for p in matching), f"{key!r}: expected {expected!r} in {raised.value}"
+
+
+@pytest.mark.parametrize(("changes", "key"), [(c[1], c[2]) for c in BAD], ids=[c[0] for c in BAD])
+def test_the_program_stops_on_bad_settings_before_registering_anything(
+    changes: dict[str, Any], key: str, registrations: list[str]
+) -> None:
+    config = settings_with(changes)
+    stack_keys, _ = stack_config("prod")
+    # The evaluator re-imports the program's modules per run, so the program raises its own SettingsError class.
+    with pytest.raises(pulumi.RunError) as raised:
+        offline.evaluate("prod", overrides={k: config.get(k) for k in {*stack_keys, *config}})
+    assert key in str(raised.value)
+    assert registrations == ["pulumi:pulumi:Stack"], "a resource was registered before the settings were refused"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(SettingsError) as raised:
+        parse(
+            {
+                "ha-webapp:imageId": "ami-1",
+                "ha-webapp:network.zones[0].vswitchCidr": "10.30.1.5/24",  # malformed...
+                "ha-webapp:network.zones[1].id": "cn-shanghai-b",  # ...does not hide this cross-field problem
+                "ha-webapp:app.port": 0,
+            }
+        )
+    keys = [p.key for p in raised.value.problems]
+    assert keys == [
+        "ha-webapp:imageId",
+        "ha-webapp:network.zones[0].vswitchCidr",
+        "ha-webapp:app.port",
+        "ha-webapp:network.zones[1].id",
+    ]
+    assert str(raised.value).startswith("invalid settings for stack 'prod' (4 problems):\n  - ha-webapp:imageId: ")
+
+
+GOOD = [
+    ("minimal-defaults", {}),
+    ("admin-cidr", {"ha-webapp:network.adminCidr": "203.0.113.0/24"}),
+    (
+        "zone-letter-style",
+        {
+            "alicloud:region": "ap-southeast-1",
+            "ha-webapp:network.zones[0].id": "ap-southeast-1a",
+            "ha-webapp:network.zones[1].id": "ap-southeast-1b",
+        },
+    ),
+    (
+        "dns-and-sizes",
+        {
+            "ha-webapp:dns": {"domain": "example.com", "subDomain": "pre-prod"},
+            "ha-webapp:app.serversPerZone": 50,
+            "ha-webapp:database.storageGb": 32000,
+        },
+    ),
+    ("protect-on", {"ha-webapp:protect": "true"}),
+]
+
+
+@pytest.mark.parametrize("changes", [c[1] for c in GOOD], ids=[c[0] for c in GOOD])
+def test_good_settings_parse(changes: dict[str, Any]) -> None:
+    settings = parse(changes)
+    assert settings.stack == "prod"
+    assert settings.name_prefix == "ha-webapp-prod"
+
+
+def test_defaults_live_in_the_model() -> None:
+    settings = parse({})
+    assert (settings.app.servers_per_zone, settings.app.port, settings.app.health_check_path) == (1, 8080, "/health")
+    assert (settings.database.backup_retention_days, settings.protect, settings.dns) == (7, False, None)
+
+
+@pytest.mark.parametrize("stack", ["dev", "preprod", "prod"])
+def test_each_stack_file_is_valid(stack: str) -> None:
+    config, _ = stack_config(stack)
+    settings = parse_settings(PROJECT, stack, config)
+    assert settings.tags == {"project": "ha-webapp", "stack": stack, "managed-by": "pulumi"}

@@ -1,0 +1,532 @@
+""".gitlab-ci.yml checked against GitLab's schema, listed over the branch matrix and run, with a real local GitLab CI
+runner (gitlab-ci-local, pinned in package.json), against recording stand-ins for `pulumi` and `packer`.
+
+The runs use a throwaway git repository with the three deploy branches, the local S3 server as the state bucket with
+its image catalog, and a local STS that exchanges the job's OIDC token: everything the jobs do up to the two external
+tools is the real thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline import oss
+from plan.offline import PROJECT_DIR
+from tests.conftest import STACKS
+from tests.fakes.sts import FakeSts, serve
+from tests.project_files import project_files
+
+CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
+GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
+
+ROLE_ARN = "acs:ram::1234567890123456:role/ha-webapp-deploy"
+PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/gitlab"
+JOB_OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.job-token.sig"  # pragma: allowlist secret
+STATE_BUCKET = "ha-webapp-state-pipeline-test"
+# The images in the catalog: built on master for the first and the third commit (see `ci_repo`).
+IMAGE_A = "m-bp1aaaaaaaaaaaaaaaaa"
+IMAGE_C = "m-bp1ccccccccccccccccc"
+FRESH_IMAGE = "m-bp1ffffffffffffffffff"
+
+
+def load_ci() -> dict[str, Any]:
+    with CI_FILE.open() as f:
+        loaded: dict[str, Any] = yaml.safe_load(f)
+    return loaded
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The schema
+
+
+def check_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_pipeline_matches_gitlabs_schema() -> None:
+    result = check_schema(CI_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_refuses_a_broken_pipeline(tmp_path: Path) -> None:
+    broken = load_ci()
+    broken["deploy:prod"]["when"] = "sometimes"
+    path = tmp_path / ".gitlab-ci.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert check_schema(path).returncode != 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The one stack map
+
+
+def test_one_map_names_each_stacks_branch_environment_and_sub_domain_as_its_stack_file_does() -> None:
+    ci = load_ci()
+    branches = set()
+    for stack in STACKS:
+        mapping = ci[f".stack:{stack}"]
+        with (PROJECT_DIR / f"Pulumi.{stack}.yaml").open() as f:
+            dns = yaml.safe_load(f)["config"]["ha-webapp:dns"]
+        assert mapping["variables"]["STACK"] == stack
+        assert mapping["environment"]["name"] == stack
+        assert mapping["environment"]["url"] == f"https://{dns['subDomain']}.{dns['domain']}"
+        assert mapping["resource_group"] == stack
+        branches.add(mapping["variables"]["STACK_BRANCH"])
+        for kind in ("preview", "deploy", "drift"):
+            assert ci[f"{kind}:{stack}"]["extends"] == [f".{kind}", f".stack:{stack}"]
+    assert branches == {"master", "pre-production", "production"}
+    # The workflow's list of deploy branches is the map's.
+    branch_rule = next(r["if"] for r in ci["workflow"]["rules"] if "CI_COMMIT_BRANCH =~" in r["if"])
+    pattern = re.search(r"=~ /(.+?)/", branch_rule)
+    assert pattern is not None
+    assert {b for b in ("master", "pre-production", "production", "feature-x") if re.match(pattern[1], b)} == branches
+
+
+def test_the_pulumi_image_runs_the_cli_version_of_the_pinned_sdk() -> None:
+    image = load_ci()[".pulumi"]["image"]
+    pinned = re.search(r"^pulumi==(\S+)$", (PROJECT_DIR / "requirements.txt").read_text(), re.M)
+    assert pinned is not None
+    assert image == f"pulumi/pulumi-python-3.11:{pinned[1]}"
+
+
+def test_no_secret_or_credential_is_written_in_the_pipeline() -> None:
+    text = CI_FILE.read_text()
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "ACCESS_KEY_SECRET", "SECRET_ACCESS_KEY", "SECURITY_TOKEN"):
+        assert not re.search(rf"^\s*{name}\s*:", text, re.M), f"{name} is set in .gitlab-ci.yml"
+    assert "id_tokens" in text
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# gitlab-ci-local over the branch matrix
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=CI Test", "-c", "user.email=ci@example.com", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+@dataclass
+class CiRepo:
+    path: Path
+    commits: dict[str, str]  # "A", "B", "C" -> SHA
+
+
+@pytest.fixture(scope="module")
+def ci_repo(tmp_path_factory: pytest.TempPathFactory) -> CiRepo:
+    """A copy of the project as a git repository: master at A-B-C, pre-production at B, production at A."""
+    if not GITLAB_CI_LOCAL.exists():
+        pytest.fail("gitlab-ci-local is not installed: run `make setup` (npm ci installs it from package-lock.json)")
+    repo = tmp_path_factory.mktemp("ci-repo")
+    for name in project_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_DIR / name, repo / name)
+    git(repo, "init", "-q", "-b", "master")
+    git(repo, "remote", "add", "origin", "git@gitlab.example.com:team/ha-webapp.git")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "A: first release")
+    commits = {"A": git(repo, "rev-parse", "HEAD")}
+    git(repo, "commit", "-q", "--allow-empty", "-m", "B: a change without a new image")
+    commits["B"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "C: the next release")
+    commits["C"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "branch", "pre-production", commits["B"])
+    git(repo, "branch", "production", commits["A"])
+    # gitlab-ci-local 4.60.1 does not apply `workflow:rules`; a probe job carrying them lets its own rules engine say
+    # whether the pipeline would start at all.
+    probed = load_ci()
+    probed["zz-workflow-probe"] = {"stage": "test", "script": ["true"], "rules": probed["workflow"]["rules"]}
+    (repo / ".gitlab-ci-probe.yml").write_text(yaml.safe_dump(probed, sort_keys=False))
+    return CiRepo(repo, commits)
+
+
+def gitlab_ci_local(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GITLAB_CI_LOCAL), "--no-color", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env or {"PATH": os.environ["PATH"], "HOME": str(repo)},
+        timeout=300,
+    )
+
+
+def variables(values: dict[str, str]) -> list[str]:
+    return [arg for name, value in values.items() for arg in ("--variable", f"{name}={value}")]
+
+
+PUSH = {"CI_PIPELINE_SOURCE": "push"}
+# In a merge-request pipeline GitLab sets no CI_COMMIT_BRANCH.
+MR_UNSET = ["--unset-variable", "CI_COMMIT_BRANCH"]
+
+
+def merge_request(source: str, target: str, protected: bool) -> dict[str, str]:
+    return {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": source,
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": target,
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_PROTECTED": str(protected).lower(),
+        "CI_COMMIT_REF_NAME": source,
+    }
+
+
+MATRIX: dict[str, tuple[dict[str, str], list[str], list[tuple[str, str]]]] = {
+    "push to master": (
+        {**PUSH, "CI_COMMIT_BRANCH": "master"},
+        [],
+        [("test", "on_success"), ("image:build", "on_success"), ("deploy:dev", "on_success")],
+    ),
+    "push to pre-production": (
+        {**PUSH, "CI_COMMIT_BRANCH": "pre-production"},
+        [],
+        [("test", "on_success"), ("deploy:preprod", "on_success")],
+    ),
+    "push to production": (
+        {**PUSH, "CI_COMMIT_BRANCH": "production"},
+        [],
+        [("test", "on_success"), ("deploy:prod", "manual")],
+    ),
+    "production run by hand": (
+        {"CI_PIPELINE_SOURCE": "web", "CI_COMMIT_BRANCH": "production"},
+        [],
+        [("test", "on_success"), ("deploy:prod", "manual")],
+    ),
+    "push to a feature branch": ({**PUSH, "CI_COMMIT_BRANCH": "feature/login"}, [], []),
+    "merge request feature → master": (
+        merge_request("feature/login", "master", protected=False),
+        MR_UNSET,
+        [("test", "on_success")],
+    ),
+    "merge request master → pre-production": (
+        merge_request("master", "pre-production", protected=True),
+        MR_UNSET,
+        [("test", "on_success"), ("preview:preprod", "on_success")],
+    ),
+    "merge request pre-production → production": (
+        merge_request("pre-production", "production", protected=True),
+        MR_UNSET,
+        [("test", "on_success"), ("preview:prod", "on_success")],
+    ),
+    "merge request from a protected branch → master": (
+        merge_request("release-fix", "master", protected=True),
+        MR_UNSET,
+        [("test", "on_success"), ("preview:dev", "on_success")],
+    ),
+    "schedule": (
+        {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "master"},
+        [],
+        [("drift:dev", "on_success"), ("drift:preprod", "on_success"), ("drift:prod", "on_success")],
+    ),
+}
+
+
+def pipeline(repo: Path, values: dict[str, str], extra: list[str]) -> list[tuple[str, str]]:
+    """The jobs of the pipeline GitLab would create for these predefined variables: (name, when), in stage order."""
+    result = gitlab_ci_local(repo, "--file", ".gitlab-ci-probe.yml", "--list-json", *variables(values), *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = json.loads(result.stdout[result.stdout.index("\n[") :])  # after the warning about overridden variables
+    jobs = [(job["name"], job["when"]) for job in listed if job["when"] != "never"]
+    if ("zz-workflow-probe", "on_success") not in jobs:
+        return []  # workflow:rules start no pipeline
+    return [job for job in jobs if job[0] != "zz-workflow-probe"]
+
+
+@pytest.mark.parametrize("case", MATRIX)
+def test_each_event_gets_exactly_its_jobs(ci_repo: CiRepo, case: str) -> None:
+    values, extra, expected = MATRIX[case]
+    assert pipeline(ci_repo.path, values, extra) == expected
+
+
+def test_only_the_deploy_branches_deploy_and_only_prod_waits_for_a_person() -> None:
+    deploys = {
+        case: [job for job in expected if job[0].startswith("deploy:")] for case, (_, _, expected) in MATRIX.items()
+    }
+    assert {case for case, jobs in deploys.items() if jobs} == {
+        "push to master",
+        "push to pre-production",
+        "push to production",
+        "production run by hand",
+    }
+    assert all("merge request" not in case for case, jobs in deploys.items() if jobs)
+    manual = {job for jobs in deploys.values() for job in jobs if job[1] == "manual"}
+    assert manual == {("deploy:prod", "manual")}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Running the jobs with recording stand-ins for pulumi and packer
+
+RECORDED_ENV = (
+    "PULUMI_BACKEND_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SESSION_TOKEN",
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_SECURITY_TOKEN",
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION",
+)
+
+FAKE_PULUMI = """#!{python}
+# Records how it was called (argv and the environment the state backend and the provider read) and succeeds.
+import json, os, sys
+with open(os.environ["FAKE_TOOLS_LOG"], "a") as log:
+    env = {{name: os.environ.get(name) for name in {recorded!r}}}
+    log.write(json.dumps({{"tool": "pulumi", "argv": sys.argv[1:], "env": env}}) + "\\n")
+if sys.argv[1:2] == ["preview"]:
+    print("Previewing update (" + sys.argv[-1] + "): recorded by the fake pulumi")
+    if os.environ.get("FAKE_PULUMI_PREVIEW_FAILS"):
+        print("error: preview failed: a policy violation, as the real CLI would report it")
+        sys.exit(1)
+"""
+
+FAKE_PACKER = """#!{python}
+# Records how it was called; `build` writes the manifest Packer's manifest post-processor would write.
+import json, os, sys
+with open(os.environ["FAKE_TOOLS_LOG"], "a") as log:
+    log.write(json.dumps({{"tool": "packer", "argv": sys.argv[1:], "env": {{}}}}) + "\\n")
+if sys.argv[1:2] == ["build"]:
+    build = {{"name": "app", "builder_type": "alicloud-ecs", "build_time": 1700000000, "files": None,
+             "artifact_id": "cn-hangzhou:{image}", "packer_run_uuid": "run-2", "custom_data": None}}
+    os.makedirs("packer", exist_ok=True)
+    with open("packer/manifest.json", "w") as manifest:
+        json.dump({{"builds": [build], "last_run_uuid": "run-2"}}, manifest)
+"""
+
+
+@dataclass
+class Runner:
+    repo: CiRepo
+    env: dict[str, str]
+    base_variables: dict[str, str]
+    log: Path
+
+    def run(self, branch: str, values: dict[str, str], *jobs: str) -> list[dict[str, Any]]:
+        """Run `jobs` on `branch`'s head with the shell executor; return what pulumi and packer were asked to do."""
+        result, calls = self.attempt(branch, values, *jobs)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+        return calls
+
+    def attempt(
+        self, branch: str, values: dict[str, str], *args: str
+    ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+        """Like `run`, for a run that may fail: gitlab-ci-local's result and the recorded calls."""
+        git(self.repo.path, "checkout", "-q", "-f", branch)
+        self.log.write_text("")
+        result = gitlab_ci_local(
+            self.repo.path,
+            "--force-shell-executor",
+            *variables({**self.base_variables, **values}),
+            *args,
+            env=self.env,
+        )
+        return result, [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runner]:
+    tools = tmp_path_factory.mktemp("fake-tools")
+    log = tools / "calls.jsonl"
+    (tools / "pulumi").write_text(FAKE_PULUMI.format(python=sys.executable, recorded=RECORDED_ENV))
+    (tools / "packer").write_text(FAKE_PACKER.format(python=sys.executable, image=FRESH_IMAGE))
+    for tool in ("pulumi", "packer"):
+        (tools / tool).chmod(0o755)
+    artifact = tools / "app.jar"
+    artifact.write_bytes(b"PK\x03\x04 not really a jar")
+
+    # The state bucket with the image catalog: images built on master for commits A and C.
+    s3 = catalog_client(s3_server)
+    s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    for name, image, version in (("A", IMAGE_A, "1.0.0"), ("C", IMAGE_C, "1.1.0")):
+        sha = ci_repo.commits[name]
+        entry = {"commit": sha, "version": version, "images": {"cn-hangzhou": image}, "built_at": "2026-01-01T00:00Z"}
+        s3.put_object(Bucket=STATE_BUCKET, Key=f"images/{sha}.json", Body=json.dumps(entry).encode())
+
+    fake = FakeSts(trusted_token=JOB_OIDC_TOKEN, role_arn=ROLE_ARN, provider_arn=PROVIDER_ARN)
+    with serve(fake):
+        yield Runner(
+            repo=ci_repo,
+            env={
+                "PATH": f"{tools}:{os.environ['PATH']}",
+                "HOME": str(tools),
+                "FAKE_TOOLS_LOG": str(log),
+            },
+            base_variables={
+                # What GitLab provides: the job's OIDC token (id_tokens) and the project's CI/CD variables.
+                "ALIBABA_CLOUD_OIDC_TOKEN": JOB_OIDC_TOKEN,
+                "ALIBABA_CLOUD_ROLE_ARN": ROLE_ARN,
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER_ARN,
+                "STATE_BUCKET": STATE_BUCKET,
+                "OSS_REGION": "cn-hangzhou",
+                "APP_ARTIFACT_URL": artifact.as_uri(),
+                # The local stand-ins for STS and OSS, and the test's ready virtualenv (see ci-pulumi-setup.sh).
+                "ALIBABA_CLOUD_STS_ENDPOINT": fake.endpoint,
+                "ALIBABA_CLOUD_STS_PROTOCOL": "HTTP",
+                "OSS_ENDPOINT": s3_server,
+                "CI_REUSE_VENV": str(Path(sys.executable).parent.parent),
+            },
+            log=log,
+        )
+
+
+def kept_artifact(runner: Runner, path: str) -> str:
+    """A file the last run kept as an artifact (gitlab-ci-local keeps them per job, under a name of its own)."""
+    (kept,) = (runner.repo.path / ".gitlab-ci-local" / "artifacts").glob(f"*/{path}")
+    return kept.read_text()
+
+
+def catalog_client(s3_server: str) -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "test-key-id")
+        patch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test-key-secret")
+        return oss.client(region="cn-hangzhou", endpoint=s3_server)
+
+
+def pulumi_calls(calls: list[dict[str, Any]]) -> list[list[str]]:
+    return [call["argv"] for call in calls if call["tool"] == "pulumi"]
+
+
+def assert_backend_and_credentials(calls: list[dict[str, Any]], s3_server: str) -> None:
+    for call in calls:
+        if call["tool"] != "pulumi":
+            continue
+        env = call["env"]
+        assert env["PULUMI_BACKEND_URL"] == (
+            f"s3://{STATE_BUCKET}?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2"
+        ), env
+        # The temporary credentials from the local STS, for the provider and for the state backend alike.
+        assert env["ALIBABA_CLOUD_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"] == FakeSts.issued_key_id
+        assert env["ALIBABA_CLOUD_SECURITY_TOKEN"] == env["AWS_SESSION_TOKEN"] == FakeSts.issued_token
+        assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
+
+
+def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview(
+    runner: Runner, s3_server: str
+) -> None:
+    calls = runner.run(
+        "master", merge_request("master", "pre-production", protected=True), "preview:preprod", *MR_UNSET
+    )
+    # The preview shows what merging would deploy: master's head (C) has its own image, which the merge promotes.
+    assert pulumi_calls(calls) == [
+        ["stack", "select", "--create", "preprod"],
+        ["config", "set", "imageId", IMAGE_C, "--stack", "preprod"],
+        ["preview", "--diff", "--policy-pack", "policy", "--stack", "preprod"],
+    ]
+    assert_backend_and_credentials(calls, s3_server)
+    assert "Previewing update (preprod)" in kept_artifact(runner, "preview.txt")
+
+
+def test_a_failing_preview_fails_its_job_and_still_keeps_the_output(runner: Runner) -> None:
+    # The preview is piped into tee for the artifact: the job must fail with pulumi, not succeed with tee.
+    values = {**merge_request("master", "pre-production", protected=True), "FAKE_PULUMI_PREVIEW_FAILS": "1"}
+    result, _ = runner.attempt("master", values, "preview:preprod", *MR_UNSET)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "a policy violation" in kept_artifact(runner, "preview.txt")
+
+
+def test_a_schedule_checks_every_stack_for_drift(runner: Runner, s3_server: str) -> None:
+    calls = runner.run(
+        "master",
+        {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "master"},
+        "drift:dev",
+        "drift:preprod",
+        "drift:prod",
+    )
+    assert sorted(pulumi_calls(calls)) == [
+        ["refresh", "--preview-only", "--expect-no-changes", "--stack", stack] for stack in ("dev", "preprod", "prod")
+    ]
+    assert_backend_and_credentials(calls, s3_server)
+
+
+def test_a_job_without_its_oidc_role_fails_before_pulumi_runs(runner: Runner) -> None:
+    result, calls = runner.attempt(
+        "master", {"ALIBABA_CLOUD_ROLE_ARN": "", "CI_PIPELINE_SOURCE": "schedule"}, "drift:dev"
+    )
+    assert result.returncode != 0
+    assert "ALIBABA_CLOUD_ROLE_ARN is not set" in result.stdout + result.stderr
+    assert calls == []
+
+
+DEPLOYS = {
+    # branch: (job, stack, the image promoted to it: built on master for the newest ancestor that has one)
+    "master": ("deploy:dev", "dev", IMAGE_C),
+    "pre-production": ("deploy:preprod", "preprod", IMAGE_A),
+    "production": ("deploy:prod", "prod", IMAGE_A),
+}
+
+
+@pytest.mark.parametrize("branch", DEPLOYS)
+def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
+    runner: Runner, s3_server: str, branch: str
+) -> None:
+    job, stack, image = DEPLOYS[branch]
+    extra = ["--manual", job] if job == "deploy:prod" else []
+    calls = runner.run(branch, {**PUSH, "CI_COMMIT_BRANCH": branch}, job, *extra)
+    argvs = pulumi_calls(calls)
+    assert argvs[0] == ["stack", "select", "--create", stack]
+    assert argvs[-1] == ["up", "--yes", "--policy-pack", "policy", "--stack", stack]
+    config_sets = [a for a in argvs if a[:2] == ["config", "set"]]
+    assert len(config_sets) == 1, argvs
+    assert "imageId" in config_sets[0][2] and image in config_sets[0], config_sets
+    assert config_sets[0][config_sets[0].index("--stack") + 1] == stack
+    # Nothing touches another stack.
+    assert all(a[a.index("--stack") + 1] == stack for a in argvs if "--stack" in a)
+    assert_backend_and_credentials(calls, s3_server)
+
+
+def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:
+    head = runner.repo.commits["C"]
+    key = f"images/{head}.json"
+    catalog = catalog_client(s3_server)
+    recorded = catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read()
+    catalog.delete_object(Bucket=STATE_BUCKET, Key=key)  # as before master's pipeline built C
+    try:
+        calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
+        packer = [call["argv"] for call in calls if call["tool"] == "packer"]
+        assert packer[0] == ["init", "packer/"]
+        assert packer[1][0] == "build" and packer[1][-1] == "packer/"
+        assert f"git_commit={head}" in packer[1]
+        entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+        assert entry["commit"] == head
+        assert entry["images"] == {"cn-hangzhou": FRESH_IMAGE}
+        assert FRESH_IMAGE in kept_artifact(runner, "packer/manifest.json")
+    finally:
+        catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=recorded)
+
+
+def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runner: Runner, s3_server: str) -> None:
+    # An image is built once per commit: a retried job or a re-run pipeline keeps the one preprod may already run.
+    key = f"images/{runner.repo.commits['C']}.json"
+    catalog = catalog_client(s3_server)
+    before = catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read()
+    calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
+    assert [call for call in calls if call["tool"] == "packer"] == []
+    assert catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read() == before
+
+
+def test_the_image_job_stops_when_it_cannot_read_the_catalog(runner: Runner) -> None:
+    # "Cannot tell whether this commit is built" must not build: publish would fail after a paid build at best.
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master", "STATE_BUCKET": "ha-webapp-no-such-bucket"}
+    result, calls = runner.attempt("master", values, "image:build")
+    assert result.returncode != 0
+    assert "NoSuchBucket" in result.stdout + result.stderr
+    assert [call for call in calls if call["tool"] == "packer"] == []
