@@ -102,12 +102,12 @@ def anchors(page: Path) -> set[str]:
     return result
 
 
-def broken_links(page: Path) -> list[str]:
+def broken_links(page: Path, root: Path = ROOT) -> list[str]:
     problems = []
     for number, target in links(page):
         if re.match(r"(?i)(https?:|mailto:)", target):
             continue
-        where = f"{page.relative_to(ROOT)}:{number}: {target}"
+        where = f"{page.relative_to(root)}:{number}: {target}"
         if re.match(r"(?i)[a-z][a-z0-9+.-]*:", target) or target.startswith("/"):
             problems.append(f"{where}: not a relative link")
             continue
@@ -117,7 +117,7 @@ def broken_links(page: Path) -> list[str]:
         if not resolved.exists():
             problems.append(f"{where}: no such file or folder")
         elif anchor and resolved.suffix == ".md" and resolved.is_file() and anchor not in anchors(resolved):
-            problems.append(f"{where}: no heading with anchor #{anchor} in {resolved.relative_to(ROOT)}")
+            problems.append(f"{where}: no heading with anchor #{anchor} in {resolved.relative_to(root)}")
     return problems
 
 
@@ -145,12 +145,7 @@ def test_the_link_check_finds_broken_links(tmp_path: Path) -> None:
         "```\n[in code](missing.md)\n```\n"
         "[bad](missing.md) [bad](../target.md#nowhere) [bad](/abs.md) [bad](../target.md#twice-2)\n"
     )
-    global ROOT
-    saved, ROOT = ROOT, tmp_path
-    try:
-        problems = broken_links(page)
-    finally:
-        ROOT = saved
+    problems = broken_links(page, root=tmp_path)
     assert [p.split(": ", 2)[1] for p in problems] == [
         "missing.md",
         "../target.md#nowhere",
