@@ -10,7 +10,7 @@ In one process after a warm-up, N runs each: the plan of one stack (evaluation, 
 1, 10 and 50 servers per zone, set through `evaluate(..., overrides=...)`.
 Each line shows the median and the minimum; the machine is shared, so the verdicts use the minimum.
 
-Targets (README, "Offline plan"): all stacks in at most 2x the import floor; cost linear in the number of servers.
+Targets (docs/plan.md, "How fast"): all stacks in at most 2x the import floor; cost linear in the number of servers.
 This is a measurement, not a test: it prints and exits 0 either way.
 """
 

@@ -1,5 +1,5 @@
 # The application image: Ubuntu LTS + OS updates + the runtime + the artifact + a systemd unit, and nothing else.
-# Built once per commit on master; promoted to preprod and prod unchanged by its ID (see README, "Images").
+# Built once per commit on master; promoted to preprod and prod unchanged by its ID (docs/images.md).
 # Run from the repository root: `packer init packer/` then `packer build -var app_artifact=… -var app_version=…
 # -var git_commit=… packer/`.
 
