@@ -1,31 +1,37 @@
-# The two quick-start commands (see README): `make plan` and `make test`. Both set up what they need first.
+# The two quick-start commands (README): `make plan` and `make test`. Each sets up only what it needs first.
 VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: setup plan test lint
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt scripts/setup-system.sh
-	bash scripts/setup-system.sh
+# The virtualenv with the program's and the checks' Python packages (pip only: no npm, no Go).
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	bash scripts/setup-system.sh plan
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The system tools the tests run (packer, shellcheck, systemd-analyze, rsync, Node.js), from Debian when missing.
+.system-test-tools: scripts/setup-system.sh
+	bash scripts/setup-system.sh test
+	touch $@
+
 # gitlab-ci-local, which the tests use to run .gitlab-ci.yml, exactly as package-lock.json pins it.
-node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+node_modules/.installed: package.json package-lock.json .system-test-tools
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed .system-test-tools node_modules/.installed
 
 # Evaluate every stack offline (no cloud account, no Pulumi CLI): what it would create, the zone-loss audit, and an
 # architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.
-plan: setup
+plan: $(VENV)/.installed
 	$(PY) -m plan --diagram out/diagrams
 
-lint: setup
+lint: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: lint
+test: setup lint
 	$(PY) -m pytest
