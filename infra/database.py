@@ -69,9 +69,13 @@ class Database(pulumi.ComponentResource):
             zone_id_slave_a=args.standby_zone_id,
             vswitch_id=pulumi.Output.all(args.primary_vswitch_id, args.standby_vswitch_id).apply(",".join),
             security_ips=list(args.allowed_cidrs),
-            # TLS on the instance, and required by MySQL itself: a client that does not negotiate TLS is refused.
+            # TLS on, and forced: a client that does not negotiate TLS is refused. force_encryption travels with the
+            # SSL call itself (ModifyDBInstanceSSL), after SSL is open; the parameter require_secure_transport would be
+            # applied first (ModifyParameters runs before ModifyDBInstanceSSL in the provider's create path) and may
+            # need a restart. Source: aliyun/terraform-provider-alicloud@81c43b6 alicloud/resource_alicloud_db_instance.go
+            # (schema l.688, ModifyParameters l.766, ModifyDBInstanceSSL with ForceEncryption l.1544-1639).
             ssl_action="Open",
-            parameters=[alicloud.rds.InstanceParameterArgs(name="require_secure_transport", value="ON")],
+            force_encryption=1,
             deletion_protection=args.protect,
             tags=tags,
             opts=guarded,

@@ -345,11 +345,16 @@ def servers_read_only_their_secret(ev: Evaluation) -> list[str]:
 
 
 def rds_requires_tls(ev: Evaluation) -> list[str]:
+    """TLS on and forced through the SSL call (force_encryption=1), not the require_secure_transport parameter, which
+    the provider applies before SSL is open (resource_alicloud_db_instance.go@81c43b6, l.766 before l.1544)."""
     rds = _one(ev, RDS)
     parameters = {p["name"]: p["value"] for p in rds.value("parameters") or []}
-    if rds.value("sslAction") != "Open" or parameters.get("require_secure_transport") != "ON":
-        return [f"{rds.urn}: TLS must be on and required (sslAction Open, require_secure_transport ON)"]
-    return []
+    problems = []
+    if rds.value("sslAction") != "Open" or rds.value("forceEncryption") != 1:
+        problems.append(f"{rds.urn}: TLS must be on and forced (sslAction Open, forceEncryption 1)")
+    if "require_secure_transport" in parameters:
+        problems.append(f"{rds.urn}: require_secure_transport is applied before SSL is open; use forceEncryption")
+    return problems
 
 
 def components_own_every_resource(ev: Evaluation) -> list[str]:

@@ -228,7 +228,17 @@ BROKEN += [
             },
         ),
     ),
-    ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"parameters": []})),
+    ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"forceEncryption": 0})),
+    (
+        "rds-tls-by-parameter",
+        "dev",
+        "rds_requires_tls",
+        lambda ev: changed(
+            ev,
+            "database-rds",
+            {"forceEncryption": None, "parameters": [{"name": "require_secure_transport", "value": "ON"}]},
+        ),
+    ),
     (
         "metadata-without-token",
         "dev",
