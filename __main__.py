@@ -64,7 +64,6 @@ load_balancer = LoadBalancer(
         vswitch_id=network.vswitch_ids["a"],
         master_zone_id=zone_a.id,
         standby_zone_id=zone_b.id,
-        spec=settings.load_balancer.spec,
         app_port=settings.app.port,
         health_check_path=settings.app.health_check_path,
         eip_bandwidth_mbps=settings.load_balancer.eip_bandwidth_mbps,

@@ -35,7 +35,6 @@ REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
 IMAGE_ID_RE = re.compile(r"m-[0-9a-z]{8,32}")
 _INSTANCE_TYPE_RE = re.compile(r"ecs\.[a-z0-9-]+\.[a-z0-9]+")
 _DB_CLASS_RE = re.compile(r"(rds\.)?mysql\.[a-z0-9]+(\.[a-z0-9]+)+")
-_SLB_SPEC_RE = re.compile(r"slb\.s[1-4]\.(small|medium|large)")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"(?=.{{4,253}}$)({_LABEL}\.)+[a-z]{{2,63}}")
 _SUBDOMAIN_RE = re.compile(_LABEL)
@@ -152,10 +151,18 @@ class DatabaseSettings(_Section):
     ] = "app"
 
 
+def _retired_spec(value: Any) -> None:
+    raise ValueError(
+        "is no longer used: pay-by-specification CLBs cannot be bought since 2025-06-01 and the load balancer is "
+        f"pay-by-CLCU (billed by use, no specification); remove this key (got {value!r})"
+    )
+
+
 class LoadBalancerSettings(_Section):
     """The classic load balancer and the EIP in front of it."""
 
-    spec: Annotated[str, _matching(_SLB_SPEC_RE, "a CLB spec such as slb.s1.small")] = "slb.s1.small"
+    # Retired: kept only to refuse it with an explanation instead of a bare "unknown key". Never set on a valid stack.
+    spec: Annotated[Any, AfterValidator(_retired_spec)] = None
     eip_bandwidth_mbps: Annotated[int, Field(ge=1, le=500)] = 10
 
 

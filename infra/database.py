@@ -72,8 +72,9 @@ class Database(pulumi.ComponentResource):
             # TLS on, and forced: a client that does not negotiate TLS is refused. force_encryption travels with the
             # SSL call itself (ModifyDBInstanceSSL), after SSL is open; the parameter require_secure_transport would be
             # applied first (ModifyParameters runs before ModifyDBInstanceSSL in the provider's create path) and may
-            # need a restart. Source: aliyun/terraform-provider-alicloud@81c43b6 alicloud/resource_alicloud_db_instance.go
-            # (schema l.688, ModifyParameters l.766, ModifyDBInstanceSSL with ForceEncryption l.1544-1639).
+            # need a restart. Source: aliyun/terraform-provider-alicloud@81c43b6,
+            # alicloud/resource_alicloud_db_instance.go (schema l.688, ModifyParameters l.766, ModifyDBInstanceSSL with
+            # ForceEncryption l.1544-1639).
             ssl_action="Open",
             force_encryption=1,
             deletion_protection=args.protect,

@@ -19,7 +19,6 @@ class LoadBalancerArgs:
     vswitch_id: pulumi.Input[str]
     master_zone_id: str
     standby_zone_id: str
-    spec: str
     app_port: int
     health_check_path: str
     eip_bandwidth_mbps: int
@@ -50,8 +49,11 @@ class LoadBalancer(pulumi.ComponentResource):
             vswitch_id=args.vswitch_id,
             master_zone_id=args.master_zone_id,
             slave_zone_id=args.standby_zone_id,
-            load_balancer_spec=args.spec,
+            # Pay-by-specification CLBs can no longer be bought (since 2025-06-01); a new CLB is pay-by-CLCU, which has
+            # no specification (the provider suppresses load_balancer_spec under PayByCLCU:
+            # terraform-provider-alicloud@81c43b6 alicloud/resource_alicloud_slb_load_balancer.go, load_balancer_spec).
             payment_type="PayAsYouGo",
+            instance_charge_type="PayByCLCU",
             delete_protection="on" if args.protect else "off",
             tags=tags,
             opts=guarded,

@@ -187,6 +187,16 @@ def eip_on_slb(ev: Evaluation) -> list[str]:
     return []
 
 
+def slb_pay_by_clcu(ev: Evaluation) -> list[str]:
+    """A CLB bought by specification is refused since 2025-06-01: pay-as-you-go, pay-by-CLCU, no specification."""
+    slb = _one(ev, SLB)
+    got = {k: slb.value(k) for k in ("paymentType", "instanceChargeType", "loadBalancerSpec", "specification")}
+    want = {"paymentType": "PayAsYouGo", "instanceChargeType": "PayByCLCU"} | dict.fromkeys(
+        ("loadBalancerSpec", "specification")
+    )
+    return [] if got == want else [f"{slb.urn}: expected {want}, got {got}"]
+
+
 def dns_record_per_stack(ev: Evaluation) -> list[str]:
     record = _one(ev, DNS)
     want = {"rr": SUB_DOMAINS[ev.stack], "type": "A", "value": ev.exports["eip_address"]}
@@ -437,6 +447,7 @@ ALL: dict[str, Check] = {
         health_check_on_listener,
         all_servers_behind_slb,
         eip_on_slb,
+        slb_pay_by_clcu,
         dns_record_per_stack,
         no_ingress_from_anywhere,
         password_like_inputs_are_secret,

@@ -126,7 +126,8 @@ BAD = [
     ("region-malformed", {"alicloud:region": "Hangzhou"}, "alicloud:region", "region ID"),
     ("db-user-reserved", {"ha-webapp:database.user": "root"}, "ha-webapp:database.user", "reserved"),
     ("key-pair-malformed", {"ha-webapp:app.keyPairName": "1 key"}, "ha-webapp:app.keyPairName", "key pair"),
-    ("slb-spec-unknown", {"ha-webapp:loadBalancer": {"spec": "slb.s9.huge"}}, "loadBalancer.spec", "CLB spec"),
+    # Pay-by-spec CLBs cannot be bought since 2025-06-01; the SLB is PayByCLCU and the spec is gone.
+    ("slb-spec-retired", {"ha-webapp:loadBalancer": {"spec": "slb.s2.small"}}, "loadBalancer.spec", "pay-by-CLCU"),
     ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
     ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
     ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),

@@ -72,6 +72,12 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         lambda ev: changed(ev, "lb-servers", {"servers": [{"serverIds": ["app-a1-id"], "port": 8080}]}),
     ),
     ("eip-on-an-ecs", "prod", "eip_on_slb", lambda ev: changed(ev, "lb-eip-slb", {"instanceType": "EcsInstance"})),
+    (
+        "slb-by-spec",
+        "prod",
+        "slb_pay_by_clcu",
+        lambda ev: changed(ev, "lb-slb", {"instanceChargeType": None, "loadBalancerSpec": "slb.s2.medium"}),
+    ),
     ("dev-answers-www", "dev", "dns_record_per_stack", lambda ev: changed(ev, "lb-dns", {"rr": "www"})),
     (
         "app-port-open-to-world",
