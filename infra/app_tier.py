@@ -157,9 +157,13 @@ class AppTier(pulumi.ComponentResource):
                         server_group_id=args.server_group_id,
                         server_id=server.id,
                         port=args.app_port,
+                        # Every input is ForceNew and the ID is group:server:port
+                        # (terraform-provider-alicloud@81c43b6 resource_alicloud_slb_server_group_server_attachment.go):
+                        # replacing a membership for the same server and port would add the backend (already there)
+                        # and then remove it. So everything but group, server and port is a constant (no description),
+                        # and a new port or group always comes with a new server (user data names the port).
                         weight=100,
                         type="ecs",
-                        description=server_name,
                         # A new server gets a new membership next to the old one; Pulumi removes the old membership
                         # at the end of a successful update, after every gate has passed.
                         opts=pulumi.ResourceOptions(

@@ -103,7 +103,13 @@ class LoadBalancer(pulumi.ComponentResource):
             allocation_id=eip.id,
             instance_id=slb.id,
             instance_type="SlbInstance",
-            opts=child,
+            # allocation_id and instance_id are ForceNew, and so are the SLB's VSwitch and zones (provider
+            # @81c43b6: resource_alicloud_eip_association.go, resource_alicloud_slb_load_balancer.go). An EIP is bound
+            # to one instance at a time: on an SLB replacement the new association would be created while the EIP is
+            # still bound to the old SLB, and fail. Unbinding first, then binding to the new SLB (created before,
+            # deleted after) makes a replacement work; the address is dark between the two calls, which a replaced
+            # SLB (new listener, new members) is anyway.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         if args.domain and args.sub_domain:
             alicloud.dns.AlidnsRecord(

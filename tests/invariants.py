@@ -184,6 +184,9 @@ def eip_on_slb(ev: Evaluation) -> list[str]:
         or (association.value("instanceType") != "SlbInstance")
     ):
         return [f"{association.urn}: must associate the EIP with the SLB (instanceType SlbInstance)"]
+    if not association.delete_before_replace:
+        # allocation_id/instance_id are ForceNew and an EIP binds one instance at a time: unbind before rebinding.
+        return [f"{association.urn}: must be deleted before it is replaced (the EIP is still bound to the old SLB)"]
     return []
 
 
@@ -426,6 +429,24 @@ def rollout_zone_by_zone(ev: Evaluation) -> list[str]:
     return problems
 
 
+# The inputs that make a membership's ID (group:server:port); all inputs are ForceNew.
+MEMBERSHIP_ID_INPUTS = {"serverGroupId", "serverId", "port"}
+
+
+def memberships_vary_only_in_their_id(ev: Evaluation) -> list[str]:
+    """Every membership input is ForceNew and its ID is group:server:port, so any other input that could change
+    (a weight, a description naming the server) would replace a membership by itself: add the same backend, then
+    remove it. Those inputs must be constants, the same for every membership."""
+    members = ev.of_type(MEMBER)
+    others = [{k: m.value(k) for k in m.inputs if k not in MEMBERSHIP_ID_INPUTS | {"__provider"}} for m in members]
+    want = {"weight": 100, "type": "ecs"}
+    return [
+        f"{m.urn}: inputs besides group, server and port are {o}, expected exactly {want}"
+        for m, o in zip(members, others, strict=True)
+        if o != want
+    ]
+
+
 def image_change_replaces_servers(ev: Evaluation) -> list[str]:
     """A new image (or anything else that would restart a server in place) creates a new server first."""
     problems = []
@@ -459,6 +480,7 @@ ALL: dict[str, Check] = {
         components_own_every_resource,
         exports_complete,
         rollout_zone_by_zone,
+        memberships_vary_only_in_their_id,
         image_change_replaces_servers,
         user_data_holds_no_secret,
         servers_read_only_their_secret,

@@ -73,6 +73,12 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
     ),
     ("eip-on-an-ecs", "prod", "eip_on_slb", lambda ev: changed(ev, "lb-eip-slb", {"instanceType": "EcsInstance"})),
     (
+        "eip-rebound-before-unbound",
+        "dev",
+        "eip_on_slb",
+        lambda ev: changed(ev, "lb-eip-slb", delete_before_replace=False),
+    ),
+    (
         "slb-by-spec",
         "prod",
         "slb_pay_by_clcu",
@@ -275,6 +281,12 @@ BROKEN += [
         "prod",
         "rollout_zone_by_zone",
         lambda ev: changed(ev, "app-b1-member", delete_before_replace=True),
+    ),
+    (
+        "membership-weight-tuned",
+        "prod",
+        "memberships_vary_only_in_their_id",
+        lambda ev: changed(ev, "app-a2-member", {"weight": 50}),
     ),
     (
         "image-updated-in-place",
