@@ -101,12 +101,13 @@ app = AppTier(
             "DB_PORT": database.port,
             "DB_NAME": database.db_name,
             "DB_USER": database.user,
-            # The password is fetched at boot from this KMS secret by the image's boot helper, never passed here.
-            "DB_PASSWORD_SECRET": database.password_secret_name,
-            "DB_PASSWORD_VERSION": database.password_version,
+            # The password is fetched at boot from this OOS encrypted parameter by the image's boot helper, never
+            # passed here. The rotation number changes the user data, so a rotation rolls the servers zone by zone.
+            "DB_PASSWORD_PARAMETER": database.password_parameter_name,
+            "DB_PASSWORD_ROTATION": str(settings.database.password_version),
             "DB_SSL_MODE": "REQUIRED",
         },
-        readable_secret_arns=[database.password_secret_arn],
+        readable_secret_parameters=[database.password_parameter_name],
     ),
 )
 
@@ -121,5 +122,5 @@ pulumi.export("db_port", database.port)
 pulumi.export("db_name", database.db_name)
 pulumi.export("db_user", database.user)
 pulumi.export("db_password", database.password)
-pulumi.export("db_password_secret", database.password_secret_name)
+pulumi.export("db_password_parameter", database.password_parameter_name)
 pulumi.export(guard.PINS_OUTPUT, guard.pins(settings))

@@ -17,6 +17,23 @@ from infra.health_gate import HealthGate, HealthGateArgs
 _REPLACE_ON_CHANGES = ["image_id", "instance_type", "user_data", "key_name", "vswitch_id"]
 
 
+def secret_parameter_policy(region: str, names: Sequence[str]) -> str:
+    """A RAM policy that reads exactly these OOS encrypted parameters, decrypted, and nothing else.
+
+    GetSecretParameter is authorised on acs:oos:<region>:<account>:secretparameter/<name>, and "requires permission to
+    call GetSecretValue of KMS" (OOS API reference, GetSecretParameter): OOS keeps an encrypted parameter as the KMS
+    secret oos/<name> (as Alibaba Cloud's own examples scope it). The account is left as `*`: a RAM policy only ever
+    grants access to its own account's resources, and the program needs no account lookup.
+    """
+    statement = {
+        "Effect": "Allow",
+        "Action": ["oos:GetSecretParameter", "kms:GetSecretValue"],
+        "Resource": [f"acs:oos:{region}:*:secretparameter/{n}" for n in names]
+        + [f"acs:kms:{region}:*:secret/oos/{n}" for n in names],
+    }
+    return json.dumps({"Version": "1", "Statement": [statement]})
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where a zone's servers go: the zone's role label ("a", "b"), its ID and its VSwitch."""
@@ -44,10 +61,10 @@ class AppTierArgs:
     listener_port: int
     region: str
     health_gate_timeout_seconds: int
-    # Written to the server's environment file at boot. No secrets: they stay in KMS Secrets Manager, and the
-    # servers' RAM role may read exactly these secrets (by ARN) and nothing else.
+    # Written to the server's environment file at boot. No secrets: they stay in OOS encrypted parameters, and the
+    # servers' RAM role may read exactly these parameters (by name, in this region) and nothing else.
     runtime_settings: Mapping[str, pulumi.Input[str]]
-    readable_secret_arns: Sequence[pulumi.Input[str]]
+    readable_secret_parameters: Sequence[pulumi.Input[str]]
     key_pair_name: str | None = None
 
 
@@ -80,13 +97,8 @@ class AppTier(pulumi.ComponentResource):
         policy = alicloud.ram.Policy(
             f"{name}-read-secrets",
             policy_name=f"{args.name_prefix}-app-read-secrets",
-            policy_document=pulumi.Output.all(*args.readable_secret_arns).apply(
-                lambda arns: json.dumps(
-                    {
-                        "Version": "1",
-                        "Statement": [{"Effect": "Allow", "Action": ["kms:GetSecretValue"], "Resource": list(arns)}],
-                    }
-                )
+            policy_document=pulumi.Output.all(*args.readable_secret_parameters).apply(
+                lambda names: secret_parameter_policy(args.region, names)
             ),
             description=f"Read the secrets of {args.name_prefix}'s app, nothing else",
             tags=tags,

@@ -1,5 +1,5 @@
 """Database: a multi-zone RDS MySQL 8.0 instance with the application's database, account, backups, and the
-account's password in KMS Secrets Manager."""
+account's password in an OOS encrypted parameter."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class DatabaseArgs:
     db_name: str
     db_user: str
     backup_retention_days: int
-    # Changing it generates a new password (and a new KMS secret version).
+    # Changing it generates a new password (and a new version of the encrypted parameter).
     password_version: int
     # Provider-side deletion protection plus Pulumi `protect` on the instance and the database.
     protect: bool
@@ -44,9 +44,7 @@ class Database(pulumi.ComponentResource):
     db_name: pulumi.Output[str]
     user: pulumi.Output[str]
     password: pulumi.Output[str]
-    password_secret_name: pulumi.Output[str]
-    password_version: pulumi.Output[str]
-    password_secret_arn: pulumi.Output[str]
+    password_parameter_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ha-webapp:index:Database", name, None, opts)
@@ -86,7 +84,7 @@ class Database(pulumi.ComponentResource):
             instance_id=instance.id,
             data_base_name=args.db_name,
             character_set="utf8mb4",
-            description=f"{args.name_prefix} application data",
+            description=f"{args.name_prefix}-application-data",  # letters, digits, _ and - only
             opts=guarded,
         )
         # RDS wants 8-32 characters from at least three classes; these two specials need no quoting anywhere.
@@ -109,20 +107,33 @@ class Database(pulumi.ComponentResource):
             account_name=args.db_user,
             account_password=secret_password,
             account_type="Normal",
-            account_description="Application account (ReadWrite on the application database only)",
+            # Letters, digits, _ and - only, starting with a letter (rds_account docs): no spaces or parentheses.
+            account_description="Application-account-ReadWrite-on-the-application-database-only",
             opts=child,
         )
         # The one place servers get the password from, at boot, with their RAM role; it never travels in user data.
-        secret = alicloud.kms.Secret(
-            f"{name}-password-secret",
-            secret_name=f"{args.name_prefix}-db-password",
-            secret_data=secret_password,
-            secret_data_type="text",  # pragma: allowlist secret
-            version_id=f"v{args.password_version}",
-            description=f"Password of the {args.db_user} account of {args.name_prefix}-mysql",
-            # A deleted secret stays recoverable for a week: a mistaken delete must not lock the app out of its data.
-            recovery_window_in_days=7,
-            force_delete_without_recovery=False,
+        # An OOS encrypted parameter, not a KMS Secrets Manager secret: since KMS 3.0 a new secret needs a dedicated KMS
+        # instance (dkms_instance_id, encryption_key_id, both ForceNew), a monthly cost; without key_id the parameter
+        # is encrypted with KMS's default service key (docs/security.md has the figures and the choice).
+        # Its name carries a suffix that is new on every creation: deleting the parameter deletes the KMS secret behind
+        # it (DeleteSecretParameter needs kms:DeleteSecret), and a name freed by a deletion may not be usable again at
+        # once, so neither `destroy` then `up` nor a replacement may reuse a name. A rotation (password_version) updates
+        # the value in place: OOS keeps it as a new version of the same parameter, and the servers read the latest.
+        suffix = random.RandomString(
+            f"{name}-password-parameter-suffix",
+            length=6,
+            special=False,
+            upper=False,
+            # The parameter's other ForceNew inputs (type, key, constraints, KMS instance): a new one, a new name.
+            keepers={"type": "Secret", "key_id": "default-service-key"},
+            opts=child,
+        )
+        parameter = alicloud.oos.SecretParameter(
+            f"{name}-password-parameter",
+            secret_parameter_name=suffix.result.apply(lambda s: f"{args.name_prefix}-db-password-{s}"),
+            value=secret_password,
+            type="Secret",
+            description=f"{args.name_prefix}-db-password",
             tags=tags,
             opts=guarded,
         )
@@ -152,9 +163,7 @@ class Database(pulumi.ComponentResource):
         # Read through the privilege so that whoever uses the account waits until it may use the database.
         self.user = privilege.account_name
         self.password = secret_password
-        self.password_secret_name = secret.secret_name
-        self.password_version = secret.version_id
-        self.password_secret_arn = secret.arn
+        self.password_parameter_name = parameter.secret_parameter_name
         self.register_outputs(
             {
                 "host": self.host,
@@ -162,7 +171,6 @@ class Database(pulumi.ComponentResource):
                 "db_name": self.db_name,
                 "user": self.user,
                 "password": self.password,
-                "password_secret_name": self.password_secret_name,
-                "password_secret_arn": self.password_secret_arn,
+                "password_parameter_name": self.password_parameter_name,
             }
         )

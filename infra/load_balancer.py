@@ -73,7 +73,7 @@ class LoadBalancer(pulumi.ComponentResource):
             protocol="http",
             frontend_port=LISTENER_PORT,
             server_group_id=group.id,
-            description=f"{args.name_prefix} HTTP",
+            description=f"{args.name_prefix}-http",  # letters, digits, - / . _ only
             health_check="on",
             health_check_uri=args.health_check_path,
             health_check_connect_port=args.app_port,
@@ -94,7 +94,7 @@ class LoadBalancer(pulumi.ComponentResource):
             bandwidth=str(args.eip_bandwidth_mbps),
             isp="BGP",
             deletion_protection=args.protect,
-            description=f"Public address of {args.name_prefix}",
+            description=f"{args.name_prefix}-public-address",
             tags=tags,
             opts=guarded,
         )
@@ -119,7 +119,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 type="A",
                 value=eip.ip_address,
                 ttl=600,
-                remark=f"{args.name_prefix} (managed by Pulumi)",
+                remark=f"{args.name_prefix}-managed-by-pulumi",
                 opts=child,
             )
             self.url = pulumi.Output.from_input(f"http://{args.sub_domain}.{args.domain}")

@@ -131,7 +131,8 @@ def _load_balancer_label(topo: Topology) -> str:
     zones = load_balancer_zones(slb)
     placement = f"master {zones[0]}" if zones else "no zone"
     placement += f", standby {zones[1]}" if len(zones) > 1 else ", NO standby zone"
-    lines = [f"{slb.name} {slb.value('loadBalancerSpec') or ''}".strip(), placement]
+    # Pay-by-CLCU CLBs have no specification: show how the instance is billed instead.
+    lines = [f"{slb.name} {slb.value('loadBalancerSpec') or slb.value('instanceChargeType') or ''}".strip(), placement]
     for listener in topo.listeners:
         protocol = str(listener.value("protocol") or "").upper()
         health = f", health {listener.value('healthCheckUri')}" if listener.value("healthCheck") == "on" else ""

@@ -51,9 +51,8 @@ _COMPUTED: dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]] = {
     },
     "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer": lambda name, _: {"address": "10.0.0.100"},
     "alicloud:ecs/instance:Instance": lambda name, _: {"privateIp": "10.0.0.10", "status": "Running"},
-    "alicloud:kms/secret:Secret": lambda name, inputs: {
-        "arn": f"acs:kms:cn-hangzhou:1234567890123456:secret/{inputs.get('secretName')}"
-    },
+    # The suffix of the OOS encrypted parameter's name (infra/database.py).
+    "random:index/randomString:RandomString": lambda name, _: {"result": "x7k2q9"},
 }
 
 

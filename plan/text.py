@@ -11,8 +11,9 @@ from plan.model import KnownValue, Plan, PlannedResource, SecretValue, StackPlan
 # who may read which secret, the release gates); every input is in the JSON plan.
 REVIEWED_INPUTS = re.compile(
     r"zone|cidr|securityIps|vswitchId|instanceType|imageId|port|healthCheck|healthy|protocol|protection|engine"
-    r"|category|spec$|bandwidth|storage|retention|^rr$|^type$|^domainName$|^value$|^serverId$|^serverGroupId$"
-    r"|^instanceId$|^allocationId$|^serverIds$|timeoutSeconds|roleName$|policyDocument|secretName|sslAction"
+    r"|category|spec$|bandwidth|storage|retention|^rr$|^type$|^domainName$|^value$|^serverId$"
+    r"|^serverGroupId$|^instanceId$|^allocationId$|^serverIds$|timeoutSeconds|roleName$|policyDocument|secretName"
+    r"|secretParameterName|sslAction|forceEncryption"
     r"|httpTokens|systemDiskEncrypted",
     re.IGNORECASE,
 )

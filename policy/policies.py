@@ -31,10 +31,10 @@ RDS = "alicloud:rds/instance:Instance"
 RDS_ACCOUNT = "alicloud:rds/rdsAccount:RdsAccount"
 SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
-KMS_SECRET = "alicloud:kms/secret:Secret"  # pragma: allowlist secret
+OOS_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"  # pragma: allowlist secret
 
-# Where a password may legitimately be an input: the account it opens, and the secret store that hands it out.
-PASSWORD_HOLDERS = {(RDS_ACCOUNT, "accountPassword"), (KMS_SECRET, "secretData")}
+# Where a password may legitimately be an input: the account it opens, and the encrypted parameter that hands it out.
+PASSWORD_HOLDERS = {(RDS_ACCOUNT, "accountPassword"), (OOS_PARAMETER, "value")}
 # Inputs that would let someone log in to an app server with a password instead of a key pair.
 SERVER_PASSWORD_INPUTS = ("password", "kmsEncryptedPassword", "passwordInherit")
 # Passwords are at least this long; shorter values (ports, flags) would match by accident.
@@ -216,8 +216,8 @@ def _no_plaintext_passwords(args: StackValidationArgs, report: ReportViolation) 
 no_plaintext_passwords = StackValidationPolicy(
     name="no-plaintext-passwords",
     description=(
-        "Passwords appear only where they are used (the database account, the secret store), never in user data, "
-        "tags or other inputs, and app servers have no login password."
+        "Passwords appear only where they are used (the database account, the OOS encrypted parameter), never in "
+        "user data, tags or other inputs, and app servers have no login password."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_no_plaintext_passwords,

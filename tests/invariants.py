@@ -30,7 +30,7 @@ MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
 EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
 DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
-KMS_SECRET = "alicloud:kms/secret:Secret"  # pragma: allowlist secret
+OOS_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"  # pragma: allowlist secret
 RAM_ROLE = "alicloud:ram/role:Role"
 RAM_POLICY = "alicloud:ram/policy:Policy"
 RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
@@ -58,8 +58,10 @@ NAME_INPUTS = {
     "addressName",
 }
 NAME_INPUTS_BY_TYPE = {SERVER_GROUP: {"name"}}
-# Inputs that hold a secret value (not the name of one, like a KMS secretName).
+# Inputs that hold a secret value (not the name of one, like an OOS secretParameterName).
 PASSWORD_LIKE = re.compile(r"password(?!inherit)|secretdata$|privatekey|accesskeysecret|securitytoken", re.I)
+# Secret inputs whose names say nothing: the value of an encrypted parameter.
+SECRET_INPUTS_BY_TYPE = {OOS_PARAMETER: {"value"}}
 EXPORTS = {
     "url",
     "eip_address",
@@ -72,7 +74,7 @@ EXPORTS = {
     "db_name",
     "db_user",
     "db_password",
-    "db_password_secret",
+    "db_password_parameter",
     "replacement_pins",
 }
 
@@ -230,7 +232,9 @@ def password_like_inputs_are_secret(ev: Evaluation) -> list[str]:
         f"{r.urn}: input {key} is not secret"
         for r in ev.resources
         for key, value in r.inputs.items()
-        if PASSWORD_LIKE.search(key) and value is not None and not r.is_secret(key)
+        if (PASSWORD_LIKE.search(key) or key in SECRET_INPUTS_BY_TYPE.get(r.type, set()))
+        and value is not None
+        and not r.is_secret(key)
     ]
 
 
@@ -331,12 +335,14 @@ def user_data_holds_no_secret(ev: Evaluation) -> list[str]:
 
 
 def servers_read_only_their_secret(ev: Evaluation) -> list[str]:
-    """Each server has the app role; the role may only read the database password's secret, from ECS only."""
+    """Each server has the app role; the role may only read the password's OOS encrypted parameter (and the KMS secret
+    OOS keeps it in, which GetSecretParameter with decryption needs), from ECS only."""
     ids = _ids(ev)
     role = _one(ev, RAM_ROLE)
     policy = _one(ev, RAM_POLICY)
-    secret = _one(ev, KMS_SECRET)
-    secret_arn = f"acs:kms:cn-hangzhou:1234567890123456:secret/{secret.value('secretName')}"
+    parameter = _one(ev, OOS_PARAMETER)
+    name, region = parameter.value("secretParameterName"), settings_of(ev).region
+    wanted = [f"acs:kms:{region}:*:secret/oos/{name}", f"acs:oos:{region}:*:secretparameter/{name}"]
     problems = []
     trust = json.loads(str(role.value("assumeRolePolicyDocument")))
     principals = [p for st in trust["Statement"] for p in st.get("Principal", {}).get("Service", [])]
@@ -344,8 +350,8 @@ def servers_read_only_their_secret(ev: Evaluation) -> list[str]:
         problems.append(f"{role.urn}: may be assumed by {principals}, expected ECS only")
     statements = json.loads(str(policy.value("policyDocument")))["Statement"]
     allowed = [(st.get("Effect"), sorted(st.get("Action", [])), sorted(st.get("Resource", []))) for st in statements]
-    if allowed != [("Allow", ["kms:GetSecretValue"], [secret_arn])]:
-        problems.append(f"{policy.urn}: allows {allowed}, expected only kms:GetSecretValue on {secret_arn}")
+    if allowed != [("Allow", ["kms:GetSecretValue", "oos:GetSecretParameter"], wanted)]:
+        problems.append(f"{policy.urn}: allows {allowed}, expected only reading {wanted}")
     attached = Counter(
         a.value("instanceId")
         for a in ev.of_type(RAM_ROLE_ATTACHMENT)
@@ -354,6 +360,25 @@ def servers_read_only_their_secret(ev: Evaluation) -> list[str]:
     problems += [
         f"{s.urn}: has the app role {attached[ids[s.urn]]} times" for s in ev.of_type(ECS) if attached[ids[s.urn]] != 1
     ]
+    return problems
+
+
+def secret_parameter_needs_no_kms_instance(ev: Evaluation) -> list[str]:
+    """The password lives in an OOS encrypted parameter under KMS's default service key: no dedicated KMS instance
+    (a monthly cost) and no KMS 3.0 secret, which needs one. Its name changes on every creation (a random suffix),
+    so destroy-then-up and replacements never reuse a name."""
+    kms = [r.urn for r in ev.resources if r.type.startswith("alicloud:kms/")]
+    if kms:
+        return [f"{urn}: a KMS 3.0 secret needs a dedicated KMS instance (a monthly cost)" for urn in kms]
+    problems = []
+    parameter = _one(ev, OOS_PARAMETER)
+    if parameter.value("keyId") or parameter.value("dkmsInstanceId") or parameter.value("type") != "Secret":
+        problems.append(
+            f"{parameter.urn}: expected type Secret under the default service key (no keyId, no dkmsInstanceId)"
+        )
+    name = str(parameter.value("secretParameterName"))
+    if not re.fullmatch(rf"ha-webapp-{ev.stack}-db-password-[a-z0-9]{{6}}", name):
+        problems.append(f"{parameter.urn}: name {name!r} has no per-creation suffix")
     return problems
 
 
@@ -484,6 +509,7 @@ ALL: dict[str, Check] = {
         image_change_replaces_servers,
         user_data_holds_no_secret,
         servers_read_only_their_secret,
+        secret_parameter_needs_no_kms_instance,
         rds_requires_tls,
     )
 }

@@ -1,16 +1,21 @@
-"""Boot helper baked into the app image: fetch the database password from KMS Secrets Manager before the app starts.
+"""Boot helper baked into the app image: fetch the database password from an OOS encrypted parameter before the app
+starts.
 
-The image holds no secret and the user data names the secret without carrying it (infra/user_data.py). app.service
+The image holds no secret and the user data names the parameter without carrying it (infra/user_data.py). app.service
 runs this as root in `ExecStartPre=` with the settings from /etc/app/app.env in its environment:
 
-    DB_PASSWORD_SECRET    the KMS secret's name          DB_PASSWORD_VERSION   the secret version to read
-    ALIBABA_CLOUD_REGION  the region of the secret       ALIBABA_CLOUD_ECS_METADATA  the instance's RAM role
+    DB_PASSWORD_PARAMETER  the OOS encrypted parameter's name    ALIBABA_CLOUD_REGION  its region
+    ALIBABA_CLOUD_ECS_METADATA  the instance's RAM role           DB_PASSWORD_ROTATION  logged only (it rolls servers)
 
 and writes `DB_PASSWORD="…"` to a root-only file on /run (tmpfs: never on disk), which the unit reads as an
-EnvironmentFile for `ExecStart=`. Credentials come from the standard Alibaba Cloud chain: on an app server, the
-instance's RAM role through the metadata service in token mode (ALIBABA_CLOUD_IMDSV1_DISABLED=true). The RAM role is
-attached just after the instance is created, so the first attempts may find no credentials: every failure that can
-pass is retried until the deadline, each logged (to the journal) with its code, never with the secret.
+EnvironmentFile for `ExecStart=`. The parameter is read with GetSecretParameter and WithDecryption=true (OOS decrypts
+with KMS on the caller's behalf, so the role needs oos:GetSecretParameter on the parameter and kms:GetSecretValue on the
+KMS secret behind it); without WithDecryption the API answers an empty value. The latest version is read: a rotation
+updates the parameter in place (a new version) and changes the database account at the same time, so the latest value
+is the one that works. Credentials come from the standard Alibaba Cloud chain: on an app server, the instance's RAM role
+through the metadata service in token mode (ALIBABA_CLOUD_IMDSV1_DISABLED=true). The RAM role is attached just after the
+instance is created, so the first attempts may find no credentials: every failure that can pass is retried until the
+deadline, each logged (to the journal) with its code, never with the secret.
 
 Exit codes: 0 written; 1 gave up (deadline or a refusal that will not pass); 2 missing or bad settings.
 """
@@ -31,16 +36,17 @@ from typing import Any
 
 log = logging.getLogger("app-secrets")
 
-SECRET_ENV = "DB_PASSWORD_SECRET"  # pragma: allowlist secret (a variable name)
-VERSION_ENV = "DB_PASSWORD_VERSION"
+PARAMETER_ENV = "DB_PASSWORD_PARAMETER"  # pragma: allowlist secret (a variable name)
+ROTATION_ENV = "DB_PASSWORD_ROTATION"  # pragma: allowlist secret (a variable name)
 REGION_ENV = "ALIBABA_CLOUD_REGION"
 PASSWORD_VARIABLE = "DB_PASSWORD"  # pragma: allowlist secret (a variable name)
 
-# KMS answers these when the request itself is wrong; asking again cannot help. Anything else (no credentials yet,
-# Forbidden while the role's policy propagates, throttling, network) may pass and is retried.
+# OOS answers these when the request itself is wrong; asking again cannot help. Anything else (no credentials yet,
+# Forbidden while the role's policy propagates, throttling, network) may pass and is retried. EntityNotExists.Parameter
+# is the code the provider itself treats as "not found" (terraform-provider-alicloud service_alicloud_oos_v2.go).
 PERMANENT_CODES = frozenset(
     {
-        "Forbidden.ResourceNotFound",
+        "EntityNotExists.Parameter",
         "InvalidParameter",
         "MissingParameter",
         "InvalidAction.NotFound",
@@ -53,22 +59,22 @@ class SettingsError(Exception):
 
 
 class PermanentError(Exception):
-    """KMS refused in a way that asking again will not change."""
+    """OOS refused in a way that asking again will not change."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    secret_name: str
-    version_id: str
+    parameter_name: str
     region: str
+    rotation: str = ""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         problems = []
         values = {}
         for key, pattern, expected in (
-            (SECRET_ENV, r"[A-Za-z0-9_/+=.@-]{1,192}", "a KMS secret name"),
-            (VERSION_ENV, r"[A-Za-z0-9_.-]{1,64}", "a KMS secret version ID, e.g. v1"),
+            # OOS parameter names: 2-180 letters, digits, -, _ and / (CreateSecretParameter, provider docs).
+            (PARAMETER_ENV, r"[A-Za-z0-9/_-]{2,180}", "an OOS encrypted parameter name"),
             (REGION_ENV, r"[a-z]{2}-[a-z0-9-]+", "a region ID, e.g. cn-hangzhou"),
         ):
             value = environ.get(key, "")
@@ -79,16 +85,16 @@ class Settings:
             values[key] = value
         if problems:
             raise SettingsError("; ".join(problems))
-        return cls(values[SECRET_ENV], values[VERSION_ENV], values[REGION_ENV])
+        return cls(values[PARAMETER_ENV], values[REGION_ENV], environ.get(ROTATION_ENV, ""))
 
 
-def kms_client(settings: Settings, endpoint: str | None, protocol: str | None) -> Any:
-    """A KMS client with the default credential chain (the instance's RAM role on an app server)."""
+def oos_client(settings: Settings, endpoint: str | None, protocol: str | None) -> Any:
+    """An OOS client with the default credential chain (the instance's RAM role on an app server)."""
     from alibabacloud_credentials.client import Client as CredentialClient
-    from alibabacloud_kms20160120.client import Client as KmsClient
+    from alibabacloud_oos20190601.client import Client as OosClient
     from alibabacloud_tea_openapi.models import Config
 
-    # App servers have no public address: "vpc" makes the SDK use KMS's VPC endpoint (kms-vpc.<region>.aliyuncs.com).
+    # App servers have no public address: "vpc" makes the SDK use OOS's VPC endpoint (oos-vpc.<region>.aliyuncs.com).
     config = Config(
         credential=CredentialClient(),
         region_id=settings.region,
@@ -98,22 +104,23 @@ def kms_client(settings: Settings, endpoint: str | None, protocol: str | None) -
         connect_timeout=5000,
         read_timeout=10000,
     )
-    return KmsClient(config)
+    return OosClient(config)
 
 
-def kms_reader(settings: Settings, endpoint: str | None, protocol: str | None) -> Callable[[], str]:
-    """A function returning the secret's value, one GetSecretValue call each time."""
-    from alibabacloud_kms20160120.models import GetSecretValueRequest
+def oos_reader(settings: Settings, endpoint: str | None, protocol: str | None) -> Callable[[], str]:
+    """A function returning the parameter's decrypted value, one GetSecretParameter call each time."""
+    from alibabacloud_oos20190601.models import GetSecretParameterRequest
     from alibabacloud_tea_util.models import RuntimeOptions
 
-    client = kms_client(settings, endpoint, protocol)
-    request = GetSecretValueRequest(secret_name=settings.secret_name, version_id=settings.version_id)
+    client = oos_client(settings, endpoint, protocol)
+    request = GetSecretParameterRequest(name=settings.parameter_name, region_id=settings.region, with_decryption=True)
 
     def read() -> str:
-        body = client.get_secret_value_with_options(request, RuntimeOptions(autoretry=False)).body
-        if body is None or not body.secret_data:
-            raise PermanentError(f"KMS returned no value for {settings.secret_name} version {settings.version_id}")
-        return str(body.secret_data)
+        body = client.get_secret_parameter_with_options(request, RuntimeOptions(autoretry=False)).body
+        value = body.parameter.value if body is not None and body.parameter is not None else None
+        if not value:
+            raise PermanentError(f"OOS returned no value for {settings.parameter_name}")
+        return str(value)
 
     return read
 
@@ -178,10 +185,10 @@ def write_private(path: Path, content: str) -> None:
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
-    parser = argparse.ArgumentParser(description="Fetch the app's database password from KMS into an env file.")
+    parser = argparse.ArgumentParser(description="Fetch the app's database password from OOS into an env file.")
     parser.add_argument("--output", type=Path, default=Path("/run/app/secrets.env"), help="file to write (0600)")
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds to keep retrying (default 600)")
-    parser.add_argument("--endpoint", help="KMS endpoint host[:port] instead of the region's VPC endpoint")
+    parser.add_argument("--endpoint", help="OOS endpoint host[:port] instead of the region's VPC endpoint")
     parser.add_argument("--protocol", choices=["https", "http"], default=None, help="with --endpoint; default https")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="app-secrets: %(message)s", stream=sys.stderr)
@@ -192,15 +199,15 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         log.error("%s", error)
         return 2
     try:
-        password = fetch(kms_reader(settings, args.endpoint, args.protocol), args.deadline)
+        password = fetch(oos_reader(settings, args.endpoint, args.protocol), args.deadline)
         write_private(args.output, env_line(PASSWORD_VARIABLE, password))
     except PermanentError as error:
-        log.error("could not read %s version %s: %s", settings.secret_name, settings.version_id, error)
+        log.error("could not read %s: %s", settings.parameter_name, error)
         return 1
     except OSError as error:
         log.error("could not write %s: %s", args.output, error.strerror or error)
         return 1
-    log.info("wrote %s from %s version %s", args.output, settings.secret_name, settings.version_id)
+    log.info("wrote %s from %s (rotation %s)", args.output, settings.parameter_name, settings.rotation or "?")
     return 0
 
 

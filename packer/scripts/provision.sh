@@ -47,7 +47,7 @@ python3 -m venv /opt/app-secrets/venv
   -r /tmp/image-files/app-secrets-requirements.txt
 install -o root -g root -m 0644 /tmp/image-files/app_secrets.py /opt/app-secrets/app_secrets.py
 # The helper imports its SDKs only when it runs: check now that they load, not at the first boot of a server.
-/opt/app-secrets/venv/bin/python -c 'import alibabacloud_credentials.client, alibabacloud_kms20160120.client'
+/opt/app-secrets/venv/bin/python -c 'import alibabacloud_credentials.client, alibabacloud_oos20190601.client'
 /opt/app-secrets/venv/bin/python /opt/app-secrets/app_secrets.py --help >/dev/null
 
 echo "provision: app.service"

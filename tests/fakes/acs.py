@@ -4,7 +4,7 @@ It speaks what the Alibaba Cloud SDK sends and expects: the action in `x-acs-act
 string (and, for some APIs, a form body), signed with ACS3-HMAC-SHA256, answered with the documented JSON body or error
 body. A signed API's stand-in (`FakeAcsApi`) checks the signature with the secret it was given, so a test proves the
 SDK really signs with the configured credentials; what it answers is up to its `answer` method (tests/fakes/slb.py,
-tests/fakes/kms.py). An anonymous API's stand-in answers each request itself (tests/fakes/sts.py).
+tests/fakes/oos.py). An anonymous API's stand-in answers each request itself (tests/fakes/sts.py).
 """
 
 from __future__ import annotations

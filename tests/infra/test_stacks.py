@@ -98,10 +98,10 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "10.10.0.0/16"}),
     ),
     (
-        "kms-secret-in-clear",
+        "parameter-value-in-clear",
         "prod",
         "password_like_inputs_are_secret",
-        lambda ev: plain(ev, "database-password-secret", "secretData"),
+        lambda ev: plain(ev, "database-password-parameter", "value"),
     ),
     (
         "db-password-in-clear",
@@ -208,7 +208,9 @@ BROKEN += [
         "role-reads-every-secret",
         "prod",
         "servers_read_only_their_secret",
-        lambda ev: with_policy(ev, {"Effect": "Allow", "Action": ["kms:GetSecretValue"], "Resource": ["*"]}),
+        lambda ev: with_policy(
+            ev, {"Effect": "Allow", "Action": ["kms:GetSecretValue", "oos:GetSecretParameter"], "Resource": ["*"]}
+        ),
     ),
     (
         "role-may-decrypt",
@@ -239,6 +241,18 @@ BROKEN += [
                 )
             },
         ),
+    ),
+    (
+        "password-in-a-kms-secret",
+        "dev",
+        "secret_parameter_needs_no_kms_instance",
+        lambda ev: changed(ev, "database-password-parameter", type="alicloud:kms/secret:Secret"),
+    ),
+    (
+        "parameter-with-a-fixed-name",
+        "prod",
+        "secret_parameter_needs_no_kms_instance",
+        lambda ev: changed(ev, "database-password-parameter", {"secretParameterName": "ha-webapp-prod-db-password"}),
     ),
     ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"forceEncryption": 0})),
     (
@@ -349,8 +363,8 @@ def test_user_data_hands_the_runtime_settings_to_the_image(evaluations: dict[str
             "DB_PORT": ev.exports["db_port"],
             "DB_NAME": settings.database.name,
             "DB_USER": settings.database.user,
-            "DB_PASSWORD_SECRET": ev.exports["db_password_secret"],
-            "DB_PASSWORD_VERSION": "v1",  # pragma: allowlist secret
+            "DB_PASSWORD_PARAMETER": ev.exports["db_password_parameter"],
+            "DB_PASSWORD_ROTATION": "1",  # pragma: allowlist secret
             "DB_SSL_MODE": "REQUIRED",
             "ALIBABA_CLOUD_ECS_METADATA": f"ha-webapp-{stack}-app",
             "ALIBABA_CLOUD_IMDSV1_DISABLED": "true",

@@ -1,4 +1,4 @@
-"""The image's boot helper (packer/files/app_secrets.py) against a local stand-in for KMS on 127.0.0.1.
+"""The image's boot helper (packer/files/app_secrets.py) against a local stand-in for OOS on 127.0.0.1.
 
 It runs as systemd would run it (a separate process with the settings the user data writes), and its retry rules are
 checked in-process with a fake clock. The stack's own user data is checked to carry exactly what the helper and the
@@ -24,14 +24,15 @@ import yaml
 from plan.offline import Evaluation
 from tests.fakes.acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.fakes.clock import FakeClock
-from tests.fakes.kms import FakeKms, serve
-from tests.invariants import ECS, KMS_SECRET, RAM_ROLE
+from tests.fakes.oos import FakeOos, serve
+from tests.invariants import ECS, OOS_PARAMETER, RAM_ROLE
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "packer" / "files" / "app_secrets.py"
 # Characters an environment file must escape, and a shell would expand.
 PASSWORD = "p\"a\\ss$w0rd`x'y"  # pragma: allowlist secret
-SECRET, VERSION = "ha-webapp-dev-db-password", "v3"
+PARAMETER = "ha-webapp-dev-db-password-x7k2q9"  # pragma: allowlist secret (a name)
+OLD_PASSWORD = "an-older-version"  # pragma: allowlist secret
 
 
 def load_helper() -> ModuleType:
@@ -56,8 +57,8 @@ def server_environment(**overrides: str) -> dict[str, str]:
     environment = {
         **base,
         "HOME": "/nonexistent",  # no CLI profile to wander off to
-        "DB_PASSWORD_SECRET": SECRET,
-        "DB_PASSWORD_VERSION": VERSION,
+        "DB_PASSWORD_PARAMETER": PARAMETER,
+        "DB_PASSWORD_ROTATION": "3",
         "ALIBABA_CLOUD_REGION": "cn-hangzhou",
         "ALIBABA_CLOUD_ACCESS_KEY_ID": ACCESS_KEY_ID,
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET,
@@ -68,12 +69,12 @@ def server_environment(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def kms() -> Iterator[FakeKms]:
-    with serve(FakeKms(ACCESS_KEY_ID, ACCESS_KEY_SECRET, secrets={(SECRET, VERSION): PASSWORD})) as fake:
+def oos() -> Iterator[FakeOos]:
+    with serve(FakeOos(ACCESS_KEY_ID, ACCESS_KEY_SECRET, parameters={PARAMETER: [OLD_PASSWORD, PASSWORD]})) as fake:
         yield fake
 
 
-def run(fake: FakeKms, output: Path, environment: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+def run(fake: FakeOos, output: Path, environment: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, str(SCRIPT), "--output", str(output), "--endpoint", fake.endpoint, "--protocol", "http"]
     return subprocess.run([*command, *extra], env=environment, capture_output=True, text=True, timeout=60, check=False)
 
@@ -85,73 +86,80 @@ def systemd_value(line: str) -> tuple[str, str]:
     return match[1], re.sub(r"\\(.)", r"\1", match[2])
 
 
-def test_writes_the_password_root_only_for_the_unit_to_read(kms: FakeKms, tmp_path: Path) -> None:
+def test_writes_the_password_root_only_for_the_unit_to_read(oos: FakeOos, tmp_path: Path) -> None:
     output = tmp_path / "run" / "app" / "secrets.env"
-    result = run(kms, output, server_environment())
+    result = run(oos, output, server_environment())
     assert result.returncode == 0, result.stderr
     assert [systemd_value(line) for line in output.read_text().splitlines()] == [("DB_PASSWORD", PASSWORD)]
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
     assert stat.S_IMODE(output.parent.stat().st_mode) == 0o700
-    assert kms.requests == [{"SecretName": SECRET, "VersionId": VERSION}]
+    # The latest version, decrypted (without WithDecryption the API answers an empty value).
+    assert oos.requests == [{"Name": PARAMETER, "RegionId": "cn-hangzhou", "WithDecryption": "True"}]
     assert PASSWORD not in result.stdout + result.stderr
     assert list(output.parent.iterdir()) == [output]  # no temporary file left behind
 
 
-def test_missing_settings_name_each_key_and_ask_nothing(kms: FakeKms, tmp_path: Path) -> None:
+def test_missing_settings_name_each_key_and_ask_nothing(oos: FakeOos, tmp_path: Path) -> None:
     output = tmp_path / "secrets.env"
-    environment = server_environment(DB_PASSWORD_SECRET="", ALIBABA_CLOUD_REGION="Hangzhou")
-    result = run(kms, output, environment)
+    environment = server_environment(DB_PASSWORD_PARAMETER="", ALIBABA_CLOUD_REGION="Hangzhou")
+    result = run(oos, output, environment)
     assert result.returncode == 2
-    assert "DB_PASSWORD_SECRET is not set" in result.stderr
+    assert "DB_PASSWORD_PARAMETER is not set" in result.stderr
     assert "ALIBABA_CLOUD_REGION='Hangzhou' is not a region ID" in result.stderr
     assert "Traceback" not in result.stderr
     assert not output.exists()
-    assert kms.requests == []
+    assert oos.requests == []
 
 
-def test_an_output_it_cannot_write_is_a_clear_error(kms: FakeKms, tmp_path: Path) -> None:
+def test_an_output_it_cannot_write_is_a_clear_error(oos: FakeOos, tmp_path: Path) -> None:
     blocker = tmp_path / "run"
     blocker.write_text("a file where the directory should be")
-    result = run(kms, blocker / "app" / "secrets.env", server_environment())
+    result = run(oos, blocker / "app" / "secrets.env", server_environment())
     assert result.returncode == 1
     assert f"could not write {blocker / 'app' / 'secrets.env'}" in result.stderr
     assert "Traceback" not in result.stderr and PASSWORD not in result.stderr
 
 
-def test_a_secret_that_does_not_exist_fails_at_once(kms: FakeKms, tmp_path: Path) -> None:
+def test_a_parameter_that_does_not_exist_fails_at_once(oos: FakeOos, tmp_path: Path) -> None:
     output = tmp_path / "secrets.env"
-    result = run(kms, output, server_environment(DB_PASSWORD_VERSION="v4"), "--deadline", "300")
+    result = run(
+        oos,
+        output,
+        server_environment(DB_PASSWORD_PARAMETER="ha-webapp-dev-db-password-gone"),  # pragma: allowlist secret
+        "--deadline",
+        "300",
+    )
     assert result.returncode == 1
-    assert "Forbidden.ResourceNotFound" in result.stderr
+    assert "EntityNotExists.Parameter" in result.stderr
     assert "attempt 1:" in result.stderr
     assert "Traceback" not in result.stderr
     assert not output.exists()
-    assert len(kms.requests) == 1
+    assert len(oos.requests) == 1
 
 
-def reader(fake: FakeKms) -> object:
-    settings = helper.Settings(SECRET, VERSION, "cn-hangzhou")
-    return helper.kms_reader(settings, fake.endpoint, "http")
+def reader(fake: FakeOos) -> object:
+    settings = helper.Settings(PARAMETER, "cn-hangzhou")
+    return helper.oos_reader(settings, fake.endpoint, "http")
 
 
-def test_passing_refusals_are_retried_with_backoff(kms: FakeKms, acs_credentials: None) -> None:
-    # While the RAM role is being attached and its policy propagates, KMS refuses; then it answers.
-    kms.errors = [
+def test_passing_refusals_are_retried_with_backoff(oos: FakeOos, acs_credentials: None) -> None:
+    # While the RAM role is being attached and its policy propagates, OOS refuses; then it answers.
+    oos.errors = [
         (403, "Forbidden.NoPermission", "This operation is forbidden by permission system."),
         (403, "Forbidden.NoPermission", "This operation is forbidden by permission system."),
         (503, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
     ]
     clock = FakeClock()
-    assert helper.fetch(reader(kms), 600, clock, clock.sleep) == PASSWORD
+    assert helper.fetch(reader(oos), 600, clock, clock.sleep) == PASSWORD
     assert clock.sleeps == [2.0, 4.0, 8.0]
-    assert len(kms.requests) == 4
+    assert len(oos.requests) == 4
 
 
-def test_gives_up_at_the_deadline_with_the_last_reason(kms: FakeKms, acs_credentials: None) -> None:
-    kms.errors = [(503, "ServiceUnavailable", "temporary failure")] * 20
+def test_gives_up_at_the_deadline_with_the_last_reason(oos: FakeOos, acs_credentials: None) -> None:
+    oos.errors = [(503, "ServiceUnavailable", "temporary failure")] * 20
     clock = FakeClock()
     with pytest.raises(helper.PermanentError, match=r"gave up after 8 attempts in 120 s; last: ServiceUnavailable"):
-        helper.fetch(reader(kms), 120, clock, clock.sleep)
+        helper.fetch(reader(oos), 120, clock, clock.sleep)
     assert clock.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
 
 
@@ -172,10 +180,10 @@ def test_credentials_not_yet_there_are_retried() -> None:
     assert clock.sleeps == [2.0]
 
 
-def test_servers_reach_kms_through_its_vpc_endpoint(acs_credentials: None) -> None:
+def test_servers_reach_oos_through_its_vpc_endpoint(acs_credentials: None) -> None:
     # App servers have no public address; the public endpoint would time out at every boot.
-    client = helper.kms_client(helper.Settings(SECRET, VERSION, "cn-shanghai"), None, None)
-    assert client._endpoint == "kms-vpc.cn-shanghai.aliyuncs.com"
+    client = helper.oos_client(helper.Settings(PARAMETER, "cn-shanghai"), None, None)
+    assert client._endpoint == "oos-vpc.cn-shanghai.aliyuncs.com"
 
 
 @pytest.mark.parametrize(
@@ -199,8 +207,8 @@ def user_data_settings(ev: Evaluation) -> dict[str, str]:
 def test_the_stack_user_data_gives_the_helper_what_it_reads(evaluations: dict[str, Evaluation]) -> None:
     for ev in evaluations.values():
         settings = helper.Settings.from_environment(user_data_settings(ev))
-        secret = ev.of_type(KMS_SECRET)[0]
-        assert (settings.secret_name, settings.version_id) == (secret.value("secretName"), secret.value("versionId"))
+        parameter = ev.of_type(OOS_PARAMETER)[0]
+        assert settings.parameter_name == parameter.value("secretParameterName")
         assert settings.region == ev.config["alicloud:region"]
 
 

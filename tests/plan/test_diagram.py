@@ -64,7 +64,7 @@ def test_picture_shows_the_serving_path(prod_picture: tuple[Path, Path]) -> None
         "www.my-sample-domain.xyz",
         "lb-eip",
         "EIP 50 Mbps",
-        "lb-slb slb.s2.medium",
+        "lb-slb PayByCLCU",
         "master cn-hangzhou-h, standby cn-hangzhou-i",
         "HTTP :80, health /health",
         "VPC ha-webapp-prod-vpc, 10.30.0.0/16",

@@ -48,7 +48,7 @@ def test_tree_shows_what_a_reviewer_checks(previews: dict[str, Evaluation]) -> N
         "imageId                  m-bp1g7004ksh0oeuc1ne8",
         "instanceType             ecs.g7.large",
         "vswitchId                (known after deploy) <- network-vsw-b",
-        "secretData  [secret] <- database-password",
+        "value                [secret] <- database-password",
         "+ pulumi-python:dynamic/slb:HealthGate  app-a-healthy",
         "healthCheckUri          /health",
         "frontendPort            80",
@@ -160,7 +160,7 @@ def test_json_plan_matches_its_schema(tmp_path: Path, capsys: pytest.CaptureFixt
     vsw_b = resources["network-vsw-b"]["urn"]
     server = resources["app-b1"]
     assert server["inputs"]["vswitchId"] == {"kind": "unknown", "dependsOn": [vsw_b]}
-    secret = resources["database-password-secret"]["inputs"]["secretData"]
+    secret = resources["database-password-parameter"]["inputs"]["value"]
     assert secret["kind"] == "secret" and "value" not in secret
     assert server["inputs"]["imageId"] == {"kind": "known", "value": "m-bp1g7004ksh0oeuc1ne8"}
     assert server["propertyDependencies"]["vswitchId"] == [vsw_b]
