@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 .PHONY: setup plan test lint
 
 # The virtualenv with the program's and the checks' Python packages (pip only: no npm, no Go).
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt packer/files/app-secrets-requirements.txt
 	bash scripts/setup-system.sh plan
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
