@@ -31,6 +31,9 @@ SLB_SOURCE_CIDR = "100.64.0.0/10"
 _PRIVATE_RANGES = tuple(ipaddress.ip_network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 REGION_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-\d+)?")
+# A zone is its region plus a letter: after a dash when the region ends in a letter (cn-hangzhou-h), directly after the
+# region's number otherwise (ap-southeast-1a).
+ZONE_RE = re.compile(r"[a-z]{2}(-[a-z]+)+(-[a-z]|-\d+[a-z])")
 # A custom image ID; also checked by the image hand-off (pipeline/image_handoff.py) before it writes one.
 IMAGE_ID_RE = re.compile(r"m-[0-9a-z]{8,32}")
 _INSTANCE_TYPE_RE = re.compile(r"ecs\.[a-z0-9-]+\.[a-z0-9]+")
@@ -44,6 +47,30 @@ _KEY_PAIR_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{1,127}")
 _DB_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}[a-z0-9]")
 _DB_USER_RE = re.compile(r"[a-z][a-z0-9_]{0,30}[a-z0-9]")
 _RESERVED_DB_USERS = frozenset({"root", "admin", "mysql", "aliyun_root", "replicator", "sys"})
+# RDS for MySQL refuses these as database (and account) names: "Forbidden keywords", ApsaraDB RDS developer reference,
+# https://www.alibabacloud.com/help/en/rds/developer-reference/forbidden-keywords (MySQL's reserved words plus RDS's own
+# system names such as eagleye, guest, replicator, test, xtrabak), and MySQL's system schemas.
+_RDS_FORBIDDEN_NAMES = frozenset(
+    """
+    action add admin all alter analyze and as asc asensitive before between bigint binary blob both by call cascade
+    case change char character check collate column condition connection constraint continue convert create cross
+    current_date current_time current_timestamp current_user cursor database databases day_hour day_microsecond
+    day_minute day_second dec decimal declare default delayed delete desc describe deterministic distinct distinctrow
+    div double drop dual each eagleye else elseif enclosed escaped exists exit explain false fetch float float4 float8
+    for force foreign from fulltext goto grant group guest having high_priority hour_microsecond hour_minute
+    hour_second if ignore in index infile information_schema inner inout insensitive insert int int1 int2 int3 int4
+    int8 integer interval into is iterate join key keys kill label leading leave left like limit linear lines load
+    localtime localtimestamp lock long longblob longtext loop low_priority match mediumblob mediumint mediumtext
+    middleint minute_microsecond minute_second mod modifies mysql natural no_write_to_binlog not null numeric on
+    optimize option optionally or order out outer outfile performance_schema precision primary procedure purge raid0
+    range read reads real references regexp release rename repeat replace replicator require restrict return revoke
+    right rlike root schema schemas second_microsecond select sensitive separator set show smallint spatial specific
+    sql sqlexception sqlstate sqlwarning sql_big_result sql_calc_found_rows sql_small_result ssl starting
+    straight_join sys table terminated test then tinyblob tinyint tinytext to trailing trigger true undo union unique
+    unlock unsigned update usage use using utc_date utc_time utc_timestamp values varbinary varchar varcharacter
+    varying when where while with write xor xtrabak year_month zerofill aurora
+    """.split()  # noqa: SIM905 (the documented list, kept readable as it is written there)
+)
 
 
 def _matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
@@ -75,6 +102,13 @@ def _admin_cidr(value: str) -> str:
     # SSH from a whole continent is not an admin range; an office, a VPN or a bastion is a /16 or narrower.
     if network.prefixlen < 16:
         raise ValueError(f"expected the admin network, at most a /16 (an office, VPN or bastion), got {value}")
+    # 0.0.0.0/8 is "this network" (0.0.0.0/16 opens SSH to nobody real and reads like "anywhere"); loopback,
+    # link-local, multicast and reserved ranges are never where an operator connects from.
+    unroutable = ipaddress.IPv4Network("0.0.0.0/8")
+    if network.subnet_of(unroutable) or network.is_loopback or network.is_link_local or network.is_multicast:
+        raise ValueError(f"expected a network operators connect from, got {value} (not a routable source range)")
+    if network.is_reserved:
+        raise ValueError(f"expected a network operators connect from, got {value} (a reserved range)")
     return value
 
 
@@ -85,13 +119,16 @@ AdminCidr = Annotated[str, AfterValidator(_admin_cidr)]
 
 class _Section(BaseModel):
     # camelCase keys in the stack files (Pulumi's convention), snake_case in Python; a typo is an error, not a no-op.
-    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False)
+    # Strict: `true`, 2.0 or "2" is not a count and "25" is not a size; a stack file says what it means.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, alias_generator=to_camel, populate_by_name=False
+    )
 
 
 class ZoneSettings(_Section):
     """One availability zone of the stack and the CIDR of its VSwitch."""
 
-    id: Annotated[str, Field(min_length=1)]
+    id: Annotated[str, _matching(ZONE_RE, "a zone ID such as cn-hangzhou-h or ap-southeast-1a")]
     vswitch_cidr: PrivateCidr
 
 
@@ -111,12 +148,23 @@ class NetworkSettings(_Section):
     admin_cidr: AdminCidr | None = None
 
 
+def _app_port(value: int) -> int:
+    if not 1024 <= value <= 65535:
+        # The app runs as an unprivileged user (packer/files), which cannot bind below 1024; 22 would also be SSH's.
+        why = "22 is SSH's port; " if value == 22 else ""
+        raise ValueError(
+            f"expected a port greater than or equal to 1024 and at most 65535 ({why}the app runs as an unprivileged "
+            f"user, which cannot bind a port below 1024), got {value}"
+        )
+    return value
+
+
 class AppSettings(_Section):
     """The app servers: how many per zone, what they run, and how the load balancer checks them."""
 
     instance_type: Annotated[str, _matching(_INSTANCE_TYPE_RE, "an ECS instance type such as ecs.g7.large")]
     servers_per_zone: Annotated[int, Field(ge=1, le=50)] = 1
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    port: Annotated[int, AfterValidator(_app_port)] = 8080
     health_check_path: Annotated[
         str, _matching(_HEALTH_PATH_RE, "a path of 2-80 URL characters starting with '/', such as /health")
     ] = "/health"
@@ -128,8 +176,14 @@ class AppSettings(_Section):
 
 
 def _not_reserved(value: str) -> str:
-    if value in _RESERVED_DB_USERS:
+    if value in _RESERVED_DB_USERS or value in _RDS_FORBIDDEN_NAMES:
         raise ValueError(f"{value!r} is reserved by RDS or MySQL; expected an application account name such as app")
+    return value
+
+
+def _not_forbidden_db_name(value: str) -> str:
+    if value in _RDS_FORBIDDEN_NAMES:
+        raise ValueError(f"{value!r} is reserved by RDS or MySQL; expected an application database name such as appdb")
     return value
 
 
@@ -143,7 +197,11 @@ class DatabaseSettings(_Section):
     # Bump to rotate the account password: a new one is generated, stored as a new KMS secret version, and the app
     # servers are rolled (their boot settings name the version) so that they read it.
     password_version: Annotated[int, Field(ge=1, le=9999)] = 1
-    name: Annotated[str, _matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _")] = "appdb"
+    name: Annotated[
+        str,
+        _matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _"),
+        AfterValidator(_not_forbidden_db_name),
+    ] = "appdb"
     user: Annotated[
         str,
         _matching(_DB_USER_RE, "an account name of lower-case letters, digits and _"),
@@ -214,6 +272,44 @@ _KEYS: dict[str, bool] = {
 }
 
 
+# Top-level booleans arrive as strings; these are the spellings the Pulumi SDK's Config.get_bool reads.
+_BOOLEANS = {"true": True, "True": True, "false": False, "False": False}
+
+# Keys of other namespaces a stack file may hold. `alicloud:` keys are the provider's settings
+# (pulumi_alicloud/config/vars.py) that an operator may legitimately set for this program; credentials are refused
+# (they come from the environment or the pipeline's OIDC role, never from a committed file), and so are the
+# provider's undocumented legacy endpoints. The value says what the provider expects: "int", "bool" or "str".
+_PROVIDER_KEYS: dict[str, dict[str, str]] = {
+    "alicloud": {
+        "region": "str",
+        "profile": "str",
+        "sharedCredentialsFile": "str",
+        "assumeRole": "str",
+        "assumeRoleWithOidc": "str",
+        "ecsRoleName": "str",
+        "credentialsUri": "str",
+        "accountId": "str",
+        "protocol": "str",
+        "sourceIp": "str",
+        "secureTransport": "str",
+        "endpoints": "str",
+        "signVersion": "str",
+        "configurationSource": "str",
+        "features": "str",
+        "clientConnectTimeout": "int",
+        "clientReadTimeout": "int",
+        "maxRetryTimeout": "int",
+        "skipRegionValidation": "bool",
+    },
+    # Engine settings a stack may carry (Pulumi's documented `pulumi:` config keys).
+    "pulumi": {"disable-default-providers": "str", "autonaming": "str"},
+}
+_CREDENTIAL_IN_FILE = "a credential does not belong in a stack file; use the environment or the pipeline's role"
+_REFUSED_PROVIDER_KEYS = dict.fromkeys(
+    ("alicloud:accessKey", "alicloud:secretKey", "alicloud:securityToken"), _CREDENTIAL_IN_FILE
+)
+
+
 @dataclass(frozen=True)
 class Problem:
     key: str
@@ -244,13 +340,19 @@ def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Setti
     prefix = f"{project}:"
     for full_key, value in config.items():
         if not full_key.startswith(prefix):
-            continue  # other namespaces (alicloud:*, pulumi:*) belong to their providers
+            problems.extend(_other_namespace_problems(full_key, value, project))
+            continue
         key = full_key[len(prefix) :]
         if key not in _KEYS:
             known = ", ".join(prefix + k for k in _KEYS)
             problems.append(Problem(full_key, f"unknown key (known keys: {known})"))
             continue
-        if _KEYS[key]:
+        if key in ("protect", "allowReplacement"):
+            if value not in _BOOLEANS:
+                problems.append(Problem(full_key, f"input should be a valid boolean (true or false), got {value!r}"))
+                continue
+            raw[key] = _BOOLEANS[value]
+        elif _KEYS[key]:
             try:
                 raw[key] = json.loads(value)
             except (TypeError, json.JSONDecodeError):
@@ -274,6 +376,27 @@ def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Setti
         raise SettingsError(stack, problems)
     assert settings is not None
     return settings
+
+
+def _other_namespace_problems(full_key: str, value: str, project: str) -> list[Problem]:
+    """A key outside the project's namespace: a provider's known setting, or a typo that must not pass silently."""
+    namespace, colon, name = full_key.partition(":")
+    if not colon:
+        return [Problem(full_key, f"expected <namespace>:<key>, such as {project}:{full_key}")]
+    if full_key in _REFUSED_PROVIDER_KEYS:
+        return [Problem(full_key, _REFUSED_PROVIDER_KEYS[full_key])]
+    known = _PROVIDER_KEYS.get(namespace)
+    if known is None:
+        namespaces = ", ".join([project, *_PROVIDER_KEYS])
+        return [Problem(full_key, f"unknown namespace {namespace!r} (known namespaces: {namespaces})")]
+    if name not in known:
+        return [Problem(full_key, f"unknown key (known {namespace} keys: {', '.join(sorted(known))})")]
+    kind = known[name]
+    if kind == "int" and not re.fullmatch(r"[0-9]{1,9}", value):
+        return [Problem(full_key, f"input should be a valid integer, got {value!r}")]
+    if kind == "bool" and value not in _BOOLEANS:
+        return [Problem(full_key, f"input should be a valid boolean (true or false), got {value!r}")]
+    return []
 
 
 def _from_pydantic(exc: ValidationError, project: str) -> list[Problem]:
@@ -304,6 +427,10 @@ def _parsed(parse: Callable[[Any], T], value: Any) -> T | None:
         return None
 
 
+def _zone_letter(region: str) -> str:
+    return "[a-z]" if region[-1].isdigit() else "-[a-z]"
+
+
 def _region(value: str) -> str | None:
     return value if REGION_RE.fullmatch(value) else None
 
@@ -330,8 +457,8 @@ def _network_problems(network: Any, region: str | None, project: str) -> list[Pr
             )
         seen_zones.setdefault(zone.id, i)
         # Zone IDs are the region ID plus a letter (cn-hangzhou-h, ap-southeast-1a).
-        if region is not None and not re.fullmatch(re.escape(region) + r"-?[a-z]", zone.id):
-            expected = f"expected {region}-<letter>"
+        if region is not None and not re.fullmatch(re.escape(region) + _zone_letter(region), zone.id):
+            expected = f"expected {region}{'' if region[-1].isdigit() else '-'}<letter>"
             problems.append(Problem(f"{key}.id", f"zone {zone.id} is not in region {region} ({expected})"))
         cidr = ipaddress.IPv4Network(zone.vswitch_cidr)
         if vpc_cidr is not None and not cidr.subnet_of(vpc := ipaddress.IPv4Network(vpc_cidr)):

@@ -13,6 +13,7 @@ variables, OIDC role assumption in CI, or an ECS RAM role).
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +29,15 @@ NOT_A_MEMBER = "not attached"
 # Inputs whose change means a different set of servers to wait for.
 _WATCHED_INPUTS = ("loadBalancerId", "listenerPort", "serverIds", "region")
 # Error codes worth another poll: the API is busy or briefly unavailable, which says nothing about the servers.
-_TRANSIENT_CODES = frozenset({"ServiceUnavailable", "InternalError", "UnknownError", "SystemBusy", "Throttling"})
+# Throttling comes as Throttling, Throttling.User, Throttling.Api...; IncorrectLoadBalancerStatus means the load
+# balancer is busy with another change (it is being configured), which a later poll outlives.
+_TRANSIENT_CODES = frozenset(
+    {"ServiceUnavailable", "InternalError", "UnknownError", "SystemBusy", "Throttling", "IncorrectLoadBalancerStatus"}
+)
+# HTTP statuses that mean "not now" whatever the body says: too many requests, and the gateway errors.
+_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The longest wait between two polls after the API said "not now" (before jitter).
+MAX_BACKOFF_SECONDS = 60.0
 
 
 class HealthGateError(Exception):
@@ -56,33 +65,51 @@ def wait_until_healthy(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     max_consecutive_errors: int = 6,
+    jitter: Callable[[], float] = random.random,
 ) -> dict[str, str]:
     """Poll until every server in `server_ids` is healthy; return their statuses or raise HealthGateError.
 
-    A poll the API could not answer is retried, but not forever: `max_consecutive_errors` failures in a row mean the
+    When the API answers "not now" (throttled, busy, unavailable), the next poll waits twice as long as the last,
+    up to MAX_BACKOFF_SECONDS, with jitter (half to all of it, so that the gates of several stacks do not poll in
+    step), and never past the timeout: throttling alone never fails a release before its timeout. A poll that got
+    no answer at all is retried at the normal interval, but not forever: `max_consecutive_errors` in a row mean the
     API is unreachable from here, which waiting out the whole timeout would not change.
     """
     deadline = clock() + timeout_seconds
     statuses: dict[str, str] = {}
     last_error: TransientApiError | None = None
-    errors_in_a_row = 0
+    unanswered_in_a_row = 0
+    refused_in_a_row = 0
     while True:
+        delay = interval_seconds
         try:
             reported = read_statuses()
             statuses = {server: reported.get(server, NOT_A_MEMBER) for server in server_ids}
-            last_error, errors_in_a_row = None, 0
+            last_error, unanswered_in_a_row, refused_in_a_row = None, 0, 0
             if all(status == HEALTHY for status in statuses.values()):
                 return statuses
         except TransientApiError as exc:
-            last_error, errors_in_a_row = exc, errors_in_a_row + 1
-            if errors_in_a_row >= max_consecutive_errors:
-                raise HealthGateError(
-                    f"the SLB API failed {errors_in_a_row} times in a row: {exc}. The update stops here; the "
-                    "servers it was replacing stay in service."
-                ) from None
-        if clock() + interval_seconds > deadline:
+            last_error = exc
+            if exc.answered:
+                unanswered_in_a_row, refused_in_a_row = 0, refused_in_a_row + 1
+                backoff = min(MAX_BACKOFF_SECONDS, interval_seconds * 2 ** (refused_in_a_row - 1))
+                delay = backoff * (0.5 + 0.5 * jitter())
+            else:
+                unanswered_in_a_row += 1
+                if unanswered_in_a_row >= max_consecutive_errors:
+                    raise HealthGateError(
+                        f"the SLB API failed {unanswered_in_a_row} times in a row: {exc}. The update stops here; "
+                        "the servers it was replacing stay in service."
+                    ) from None
+        remaining = deadline - clock()
+        if last_error is not None and last_error.answered:
+            # A throttled gate still gets its last look just before the deadline.
+            delay = min(delay, remaining)
+            if delay <= 0:
+                break
+        elif clock() + interval_seconds > deadline:
             break
-        sleep(interval_seconds)
+        sleep(delay)
 
     lagging = ", ".join(f"{s} is {v!r}" for s, v in sorted(statuses.items()) if v != HEALTHY)
     detail = f"; the last poll failed: {last_error}" if last_error else ""
@@ -93,7 +120,11 @@ def wait_until_healthy(
 
 
 class TransientApiError(Exception):
-    """The SLB API did not answer this time; the next poll may succeed."""
+    """The SLB API did not answer this time, or answered "not now" (`answered`); the next poll may succeed."""
+
+    def __init__(self, message: str, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 def _describe_error(exc: Exception) -> str:
@@ -130,15 +161,40 @@ class SlbHealthReader:
             response = self._client.describe_health_status_with_options(request, runtime)
         except Exception as exc:  # the SDK raises its own hierarchy, plus plain network errors
             described = _describe_error(exc)
-            status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None) or 0
+            status = _status_of(exc)
             code = str(getattr(exc, "code", "") or "")
-            if not code or int(status) >= 500 or code.split(".")[0] in _TRANSIENT_CODES:
-                raise TransientApiError(f"DescribeHealthStatus on {load_balancer_id}: {described}") from None
+            if code == "None":  # the SDK formats a missing Code as the text "None"
+                code = ""
+            if is_transient(status, code):
+                raise TransientApiError(
+                    f"DescribeHealthStatus on {load_balancer_id}: {described}", answered=status is not None
+                ) from None
             raise HealthGateError(
                 f"DescribeHealthStatus on {load_balancer_id} failed: {described}. Check that the deploy "
                 "credentials may call slb:DescribeHealthStatus on this load balancer."
             ) from None
         return _merge(response.body.backend_servers.backend_server if response.body.backend_servers else [])
+
+
+def _status_of(exc: Exception) -> int | None:
+    """The HTTP status of the API's answer, or None when there was no answer (a network error)."""
+    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
+    if status is None:
+        data = getattr(exc, "data", None)
+        status = data.get("statusCode") if isinstance(data, dict) else None
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def is_transient(status: int | None, code: str) -> bool:
+    """Whether an error answer (HTTP status, API error code) says "not now" rather than "no"."""
+    if status is None or not code:
+        return True  # no answer, or an answer without a code (a gateway's page): nothing says the request is wrong
+    if status in _TRANSIENT_STATUSES:
+        return True
+    return code.split(".")[0] in _TRANSIENT_CODES or code.startswith("Throttling") or "Busy" in code
 
 
 def _merge(entries: Sequence[Any]) -> dict[str, str]:

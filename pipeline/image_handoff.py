@@ -48,6 +48,9 @@ MAX_ANCESTORS = 500
 _STACK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
 _EXAMPLE_ID = "m-bp1g7004ksh0oeuc1ne8"
+# A Packer build_time is a Unix time; outside these bounds it is not a time this tool can write as a date.
+_MIN_BUILD_TIME = 946_684_800  # 2000-01-01
+_MAX_BUILD_TIME = 253_402_300_799  # 9999-12-31T23:59:59
 
 
 class HandoffError(Exception):
@@ -97,10 +100,7 @@ def parse_artifact_id(artifact_id: object, where: str) -> dict[str, str]:
 
 def parse_manifest(text: str, source: str) -> ManifestRun:
     """The images of the manifest's last run (`last_run_uuid`); earlier runs appended to the same file are ignored."""
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise HandoffError(f"{source} is not valid JSON: {error}") from None
+    document = _json(text, source)
     if not isinstance(document, dict):
         raise HandoffError(f"{source}: expected a JSON object with 'builds' and 'last_run_uuid'")
     builds = document.get("builds")
@@ -133,8 +133,12 @@ def parse_manifest(text: str, source: str) -> ManifestRun:
             for key, values in custom.items():
                 if isinstance(data.get(key), str):
                     values.add(data[key])
-        if isinstance(build.get("build_time"), int):
-            build_times.append(build["build_time"])
+        build_time = build.get("build_time")
+        if isinstance(build_time, int) and not isinstance(build_time, bool):
+            if not _MIN_BUILD_TIME <= build_time <= _MAX_BUILD_TIME:
+                problems.append(f"{where}: build_time {build_time} is not a Unix time between 2000 and 9999")
+                continue
+            build_times.append(build_time)
     if problems:
         raise HandoffError(*problems)
     for key, values in custom.items():
@@ -146,6 +150,15 @@ def parse_manifest(text: str, source: str) -> ManifestRun:
         commit=next(iter(custom["git_commit"]), None),
         built_at=_iso(max(build_times)) if build_times else None,
     )
+
+
+def _json(text: str | bytes, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HandoffError(f"{source} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise HandoffError(f"{source} is nested too deeply to be a manifest or a catalog entry") from None
 
 
 def load_manifest(path: Path) -> ManifestRun:
@@ -187,6 +200,8 @@ def _load_stack(text: str, source: str) -> tuple[YAML, CommentedMap, CommentedMa
         document = yaml.load(text)
     except YAMLError as error:
         raise HandoffError(f"{source} is not valid YAML: {' '.join(str(error).split())}") from None
+    except RecursionError:
+        raise HandoffError(f"{source} is nested too deeply to be a stack file") from None
     config = document.get("config") if isinstance(document, CommentedMap) else None
     if not isinstance(config, CommentedMap):
         raise HandoffError(f"{source} has no 'config:' mapping")
@@ -253,6 +268,10 @@ def read_stack(name: str, project_dir: Path) -> Stack:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise HandoffError(f"stack {name}: {path} does not exist") from None
+    except UnicodeDecodeError as error:
+        raise HandoffError(f"stack {name}: {path} is not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise HandoffError(f"stack {name}: {path} cannot be read: {error.strerror or error}") from None
     return Stack(name, path, text, stack_region(text, path.name))
 
 
@@ -260,7 +279,10 @@ Runner = Callable[[Sequence[str], Path], subprocess.CompletedProcess[str]]
 
 
 def _run(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    try:
+        return subprocess.run(list(argv), cwd=cwd, capture_output=True, text=True, check=False)
+    except OSError as error:  # the program is not installed, or not executable
+        raise HandoffError(f"cannot run {argv[0]}: {error.strerror or error} (is it installed and on PATH?)") from None
 
 
 def set_stack_image(stack: Stack, image_id: str, project_dir: Path, run: Runner = _run) -> str:
@@ -304,10 +326,7 @@ def catalog_entry(run: ManifestRun, commit: str, version: str) -> dict[str, Any]
 
 
 def parse_catalog_entry(body: bytes, key: str) -> dict[str, Any]:
-    try:
-        entry = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise HandoffError(f"catalog entry {key} is not valid JSON: {error}") from None
+    entry = _json(body, f"catalog entry {key}")
     if not isinstance(entry, dict):
         raise HandoffError(f"catalog entry {key}: expected a JSON object")
     images = entry.get("images")
@@ -334,13 +353,30 @@ def _oss() -> Any:
         raise HandoffError(str(error)) from None
 
 
+def _oss_errors() -> tuple[type[Exception], ...]:
+    """What a call to OSS may raise: the SDK's errors, and answers that are not S3's XML (an endpoint not OSS)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
+
+    return (BotoCoreError, ClientError, ResponseParserError, KeyError, TypeError)
+
+
 def _oss_error(error: Exception, what: str) -> HandoffError:
     from botocore.exceptions import ClientError
 
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
-        return HandoffError(f"{what}: {info.get('Code', '?')}: {info.get('Message', '')}".rstrip(": "))
-    return HandoffError(f"{what}: {error}")
+        code = str(info.get("Code") or "")
+        if not code or code.isdigit():  # no S3 error code: botocore leaves it empty or puts the HTTP status there
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", code or "?")
+            return HandoffError(
+                f"{what}: HTTP {status} without an S3 error code: cannot tell what is there; check OSS_ENDPOINT, the"
+                " bucket name and the credentials"
+            )
+        return HandoffError(f"{what}: {code}: {info.get('Message', '')}".rstrip(": "))
+    if isinstance(error, KeyError | TypeError):
+        return HandoffError(f"{what}: the endpoint's answer is not what S3/OSS answers ({type(error).__name__})")
+    return HandoffError(f"{what}: {' '.join(str(error).split())}")
 
 
 def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
@@ -351,7 +387,9 @@ def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
     try:
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+        # Only S3's own answer means "no such entry". A bare 404 (no error code: a proxy, a wrong endpoint or a
+        # missing bucket behind a gateway) cannot tell, and reading it as "not built" would start a second build.
+        if error.response.get("Error", {}).get("Code") != "NoSuchKey":
             raise
         return None
     return parse_catalog_entry(body, key)
@@ -359,22 +397,18 @@ def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
 
 def lookup(commit: str) -> str | None:
     """What the catalog records for `commit` (one line), or None: lets the image job skip a commit already built."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     if not _COMMIT_RE.fullmatch(commit):
         raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
     bucket = _bucket()
     s3 = _oss()
     try:
         entry = _recorded(s3, bucket, commit)
-    except (BotoCoreError, ClientError) as error:
+    except _oss_errors() as error:
         raise _oss_error(error, f"OSS bucket {bucket}") from None
     return None if entry is None else f"{catalog_key(commit)} records {_describe(entry)}"
 
 
 def publish(manifest: Path, commit: str, version: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     run = load_manifest(manifest)
     entry = catalog_entry(run, commit, version)
     bucket = _bucket()
@@ -392,7 +426,7 @@ def publish(manifest: Path, commit: str, version: str) -> str:
                 f" (delete s3://{bucket}/{key} on purpose to replace it)"
             )
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
-    except (BotoCoreError, ClientError) as error:
+    except _oss_errors() as error:
         raise _oss_error(error, f"OSS bucket {bucket}") from None
     return f"published {key}: {_describe(entry)}"
 
@@ -423,8 +457,6 @@ def _catalog_commits(s3: Any, bucket: str) -> set[str]:
 
 
 def resolve(stack_name: str, rev: str, project_dir: Path, run: Runner = _run) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     stack = read_stack(stack_name, project_dir)
     ancestors = _ancestors(rev, project_dir, run)
     bucket = _bucket()
@@ -439,7 +471,7 @@ def resolve(stack_name: str, rev: str, project_dir: Path, run: Runner = _run) ->
             )
         key = catalog_key(found)
         entry = parse_catalog_entry(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key)
-    except (BotoCoreError, ClientError) as error:
+    except _oss_errors() as error:
         raise _oss_error(error, f"OSS bucket {bucket}") from None
     image_id = image_for_region(entry["images"], stack.region, f"catalog entry {key}")
     how = set_stack_image(stack, image_id, project_dir, run)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
 from pipeline import oss
 
@@ -64,6 +65,12 @@ def _explain(error: Exception, bucket: str, doing: str) -> BucketError:
                 "or with ossutil, then run this again"
             )
         message = error.response.get("Error", {}).get("Message", "")
+        if not code or code.isdigit():  # no S3 error code: botocore leaves it empty or puts the HTTP status there
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", code or "?")
+            return BucketError(
+                f"the endpoint answered HTTP {status} without an S3 error code while {doing} for {bucket}: it "
+                f"does not look like OSS; check --region and {oss.ENDPOINT_ENV}"
+            )
         return BucketError(f"OSS answered {code or 'an error'} while {doing} for {bucket}: {message}")
     return BucketError(f"{type(error).__name__} while {doing} for {bucket}: {error}")
 
@@ -138,6 +145,12 @@ def ensure(s3: Any, bucket: str, region: str) -> list[str]:
         raise
     except (ClientError, BotoCoreError) as error:
         raise _explain(error, bucket, doing) from None
+    except (ResponseParserError, KeyError, TypeError, AttributeError):
+        # An endpoint that is not OSS (a web server, a proxy page) answers with something that is not S3's XML.
+        raise BucketError(
+            f"the endpoint does not answer like OSS's S3-compatible API while {doing} for {bucket}: check --region "
+            f"and {oss.ENDPOINT_ENV}"
+        ) from None
     return changes
 
 

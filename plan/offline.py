@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
-import json
 import logging
 import runpy
 import sys
@@ -27,6 +26,10 @@ from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
 
+from plan.stack_file import SECRET_PLACEHOLDER as SECRET_PLACEHOLDER
+from plan.stack_file import StackFileError as StackFileError
+from plan.stack_file import read_stack_config
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PROGRAM = PROJECT_DIR / "__main__.py"
 
@@ -35,7 +38,6 @@ SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pragma: allowlist secret
 _SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
 # How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-SECRET_PLACEHOLDER = "offline-secret-value"  # pragma: allowlist secret
 # Program modules kept across evaluations. infra.config holds only constants and the settings model (it reads config
 # when called, never at import): building its pydantic models again for every stack cost about 0.1 s each.
 _KEPT = ("infra.config",)
@@ -144,40 +146,15 @@ def project_name() -> str:
 def stack_config(stack: str) -> tuple[dict[str, str], list[str]]:
     """The config map Pulumi would hand the program for `stack`, and which keys are secret.
 
-    Values are strings, objects are JSON (as the language host passes them); `secure:` values, which only the
-    stack's secrets provider can decrypt, become a placeholder.
+    The stack file is read as the Pulumi CLI reads it (plan/stack_file.py): values are strings, objects are JSON;
+    `secure:` values, which only the stack's secrets provider can decrypt, become a placeholder. A file the CLI would
+    refuse raises StackFileError (a RunError: the plan exits 2 naming the file, line and key).
     """
     path = PROJECT_DIR / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise UnknownStackError(stack, stacks())
-    document = yaml.safe_load(path.read_text()) or {}
-    config: dict[str, str] = {}
-    secret_keys: list[str] = []
-    for key, value in (document.get("config") or {}).items():
-        plain, secret = _replace_secure(value)
-        config[key] = _as_config_string(plain)
-        if secret:
-            secret_keys.append(key)
-    return config, secret_keys
-
-
-def _replace_secure(value: Any) -> tuple[Any, bool]:
-    if isinstance(value, dict) and set(value) == {"secure"}:
-        return SECRET_PLACEHOLDER, True
-    if isinstance(value, dict):
-        items = {k: _replace_secure(v) for k, v in value.items()}
-        return {k: v for k, (v, _) in items.items()}, any(s for _, s in items.values())
-    if isinstance(value, list):
-        pairs = [_replace_secure(v) for v in value]
-        return [v for v, _ in pairs], any(s for _, s in pairs)
-    return value, False
-
-
-def _as_config_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    # Pulumi passes booleans and numbers as their YAML/JSON text and objects as JSON.
-    return json.dumps(value)
+    config = read_stack_config(path, project_name())
+    return config.values, config.secret_keys
 
 
 class _RecordingMocks(Mocks):

@@ -22,15 +22,19 @@ class FakeSlb(FakeAcsApi):
     backend_port: int = 8080
     # server ID -> statuses returned on successive polls (the last one repeats)
     scripts: dict[str, list[str]] = field(default_factory=dict)
-    # (HTTP status, error code, message) answered instead, on successive polls (then the scripts resume)
+    # (HTTP status, error code, message) answered instead, on successive polls (then the scripts resume); an empty
+    # code leaves Code out of the body, as a gateway's or a throttling layer's answer does
     errors: list[tuple[int, str, str]] = field(default_factory=list)
+    # server ID -> statuses on a second back-end port of the same listener (a server behind two ports)
+    second_port_scripts: dict[str, list[str]] = field(default_factory=dict)
 
     def answer(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
         poll = len(self.requests)
         self.requests.append(query)
         if self.errors:
             status, code, message = self.errors.pop(0)
-            return status, {"RequestId": f"req-{poll}", "Code": code, "Message": message}
+            body: dict[str, object] = {"RequestId": f"req-{poll}", "Message": message}
+            return status, ({**body, "Code": code} if code else body)
         if query.get("LoadBalancerId") != self.load_balancer_id:
             return 404, {
                 "RequestId": f"req-{poll}",
@@ -47,6 +51,18 @@ class FakeSlb(FakeAcsApi):
                 "ServerIp": f"10.0.0.{i + 10}",
             }
             for i, (server, script) in enumerate(sorted(self.scripts.items()))
+            if int(query.get("ListenerPort", "0")) == self.listener_port
+        ]
+        servers += [
+            {
+                "ServerId": server,
+                "ServerHealthStatus": script[min(poll, len(script) - 1)],
+                "Port": self.backend_port + 1,
+                "ListenerPort": self.listener_port,
+                "Protocol": "http",
+                "ServerIp": "10.0.0.99",
+            }
+            for server, script in sorted(self.second_port_scripts.items())
             if int(query.get("ListenerPort", "0")) == self.listener_port
         ]
         return 200, {"RequestId": f"req-{poll}", "BackendServers": {"BackendServer": servers}}

@@ -131,6 +131,57 @@ BAD = [
     ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
     ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
     ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),
+    # The app runs as an unprivileged user: no port below 1024, and never SSH's.
+    ("port-privileged", {"ha-webapp:app.port": 80}, "ha-webapp:app.port", "1024"),
+    ("port-just-below-1024", {"ha-webapp:app.port": 1023}, "ha-webapp:app.port", "1024"),
+    (
+        "port-ssh-with-ssh-open",
+        {"ha-webapp:app.port": 22, "ha-webapp:network.adminCidr": "203.0.113.0/24"},
+        "ha-webapp:app.port",
+        "SSH",
+    ),
+    # Strict types: nothing is coerced.
+    ("count-bool", {"ha-webapp:app.serversPerZone": True}, "ha-webapp:app.serversPerZone", "valid integer"),
+    ("count-float", {"ha-webapp:app.serversPerZone": 2.0}, "ha-webapp:app.serversPerZone", "valid integer"),
+    ("count-string", {"ha-webapp:app.serversPerZone": "2"}, "ha-webapp:app.serversPerZone", "valid integer"),
+    ("size-string", {"ha-webapp:database.storageGb": "25"}, "ha-webapp:database.storageGb", "valid integer"),
+    ("protect-yes", {"ha-webapp:protect": "yes"}, "ha-webapp:protect", "valid boolean"),
+    ("protect-one", {"ha-webapp:protect": "1"}, "ha-webapp:protect", "valid boolean"),
+    # Zone IDs are the region plus a letter, with the dash when the region ends in a letter.
+    ("zone-without-dash", {"ha-webapp:network.zones[1].id": "cn-hangzhoui"}, "zones[1].id", "zone ID"),
+    (
+        "zone-dash-after-number",
+        {
+            "alicloud:region": "ap-southeast-1",
+            "ha-webapp:network.zones[0].id": "ap-southeast-1a",
+            "ha-webapp:network.zones[1].id": "ap-southeast-1-b",
+        },
+        "zones[1].id",
+        "zone ID",
+    ),
+    ("zone-empty", {"ha-webapp:network.zones[0].id": ""}, "zones[0].id", "zone ID"),
+    # The admin network: at most a /16, and a range operators can connect from.
+    ("admin-cidr-slash-15", {"ha-webapp:network.adminCidr": "198.50.0.0/15"}, "network.adminCidr", "at most a /16"),
+    ("admin-cidr-zero-network", {"ha-webapp:network.adminCidr": "0.0.0.0/16"}, "network.adminCidr", "routable"),
+    ("admin-cidr-zero-host", {"ha-webapp:network.adminCidr": "0.0.0.0/32"}, "network.adminCidr", "routable"),
+    ("admin-cidr-loopback", {"ha-webapp:network.adminCidr": "127.0.0.0/24"}, "network.adminCidr", "routable"),
+    ("admin-cidr-multicast", {"ha-webapp:network.adminCidr": "224.0.0.0/24"}, "network.adminCidr", "routable"),
+    ("admin-cidr-reserved", {"ha-webapp:network.adminCidr": "240.0.0.0/24"}, "network.adminCidr", "reserved"),
+    # Names RDS for MySQL refuses (its forbidden keywords and MySQL's system schemas).
+    ("db-name-mysql", {"ha-webapp:database.name": "mysql"}, "ha-webapp:database.name", "reserved"),
+    ("db-name-test", {"ha-webapp:database.name": "test"}, "ha-webapp:database.name", "reserved"),
+    ("db-name-keyword", {"ha-webapp:database.name": "select"}, "ha-webapp:database.name", "reserved"),
+    ("db-name-schema", {"ha-webapp:database.name": "information_schema"}, "ha-webapp:database.name", "reserved"),
+    ("db-name-sys", {"ha-webapp:database.name": "sys"}, "ha-webapp:database.name", "reserved"),
+    ("db-user-keyword", {"ha-webapp:database.user": "guest"}, "ha-webapp:database.user", "reserved"),
+    # Every key of every namespace is known or refused.
+    ("namespace-typo", {"ha-webap:protect": "true"}, "ha-webap:protect", "unknown namespace"),
+    ("provider-key-typo", {"alicloud:regoin": "cn-hangzhou"}, "alicloud:regoin", "unknown key"),
+    ("unused-provider", {"random:seed": "1"}, "random:seed", "unknown namespace"),
+    ("no-namespace", {"imageId": "m-bp1g7004ksh0oeuc1ne8"}, "imageId", "namespace"),
+    ("credential-in-stack-file", {"alicloud:accessKey": "LTAI-example"}, "alicloud:accessKey", "credential"),
+    ("provider-bool", {"alicloud:skipRegionValidation": "maybe"}, "alicloud:skipRegionValidation", "boolean"),
+    ("provider-int", {"alicloud:maxRetryTimeout": "soon"}, "alicloud:maxRetryTimeout", "integer"),
 ]
 
 
@@ -196,6 +247,15 @@ GOOD = [
         },
     ),
     ("protect-on", {"ha-webapp:protect": "true"}),
+    ("protect-capitalised", {"ha-webapp:protect": "True"}),
+    ("port-lowest-unprivileged", {"ha-webapp:app.port": 1024}),
+    ("port-highest", {"ha-webapp:app.port": 65535}),
+    ("admin-cidr-slash-16", {"ha-webapp:network.adminCidr": "198.51.0.0/16"}),
+    ("admin-cidr-one-host", {"ha-webapp:network.adminCidr": "203.0.113.7/32"}),
+    ("admin-cidr-private-vpn", {"ha-webapp:network.adminCidr": "10.8.0.0/16"}),
+    ("provider-settings", {"alicloud:profile": "ops", "alicloud:maxRetryTimeout": "60"}),
+    ("engine-setting", {"pulumi:disable-default-providers": '["alicloud"]'}),
+    ("db-name-not-a-keyword", {"ha-webapp:database.name": "shop_db"}),
 ]
 
 

@@ -6,13 +6,15 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.health_gate import (
+    HEALTHY,
+    MAX_BACKOFF_SECONDS,
     HealthGateError,
     HealthGateProvider,
     TransientApiError,
@@ -179,3 +181,94 @@ def test_the_engine_can_load_the_gate_provider_from_any_directory(
         check=False,
     )
     assert result.stdout.strip() == "HealthGateProvider", result.stderr[-2000:]
+
+
+# --- throttling and busy answers: back off with jitter, within the timeout -------------------------------------------
+
+# (id, HTTP status, error code ("" = none in the body), message): every documented "not now" answer.
+NOT_NOW = [
+    ("429-without-code", 429, "", "Too Many Requests"),
+    ("503-without-code", 503, "", "Service Unavailable"),
+    ("load-balancer-busy", 400, "IncorrectLoadBalancerStatus", "The specified load balancer is being configured."),
+    ("throttling-user", 400, "Throttling.User", "Request was denied due to user flow control."),
+    ("throttling-api", 400, "Throttling.Api", "Request was denied due to api flow control."),
+    ("throttling", 400, "Throttling", "Request was denied due to flow control."),
+    ("system-busy", 400, "SystemBusy", "The system is busy."),
+    ("service-unavailable", 503, "ServiceUnavailable", "The request has failed due to a temporary failure."),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "message"), [c[1:] for c in NOT_NOW], ids=[c[0] for c in NOT_NOW])
+def test_a_not_now_answer_is_polled_again(slb: FakeSlb, status: int, code: str, message: str) -> None:
+    slb.scripts = {"i-1": ["normal"]}
+    slb.errors = [(status, code, message)] * 2
+    result = provider(slb).create(props(slb, ["i-1"]))
+    assert result.outs is not None and result.outs["statuses"] == {"i-1": "normal"}
+    assert len(slb.requests) == 3
+
+
+def throttled_for(polls: int) -> Callable[[], dict[str, str]]:
+    answers = iter(range(polls))
+
+    def read() -> dict[str, str]:
+        if next(answers, None) is not None:
+            raise TransientApiError("DescribeHealthStatus on lb-1: HTTP 400 Throttling.User", answered=True)
+        return {"i-1": HEALTHY}
+
+    return read
+
+
+def test_throttling_backs_off_exponentially_and_never_fails_before_the_timeout() -> None:
+    clock = FakeClock()
+    statuses = wait_until_healthy(throttled_for(12), ["i-1"], 600, 5, clock, clock.sleep, jitter=lambda: 1.0)
+    assert statuses == {"i-1": HEALTHY}, "twelve throttled polls in a row are not a failure"
+    assert clock.sleeps[:5] == [5, 10, 20, 40, 60], "doubling from the interval, up to the cap"
+    assert max(clock.sleeps) == MAX_BACKOFF_SECONDS and clock.now <= 600
+
+
+@pytest.mark.parametrize(("draw", "first_sleeps"), [(0.0, [2.5, 5.0, 10.0]), (0.5, [3.75, 7.5, 15.0])])
+def test_the_backoff_is_jittered_between_half_and_all_of_it(draw: float, first_sleeps: list[float]) -> None:
+    clock = FakeClock()
+    wait_until_healthy(throttled_for(3), ["i-1"], 600, 5, clock, clock.sleep, jitter=lambda: draw)
+    assert clock.sleeps == first_sleeps
+
+
+def test_throttled_until_the_deadline_fails_at_the_deadline_naming_the_answer() -> None:
+    clock = FakeClock()
+    with pytest.raises(HealthGateError, match=r"within 300s: no status was read; the last poll failed: .*Throttling"):
+        wait_until_healthy(throttled_for(10**6), ["i-1"], 300, 5, clock, clock.sleep, jitter=lambda: 1.0)
+    assert clock.now == 300, "the last poll is at the deadline, not before it and never after"
+
+
+def test_the_default_jitter_is_random() -> None:
+    runs = []
+    for _ in range(2):
+        clock = FakeClock()
+        wait_until_healthy(throttled_for(4), ["i-1"], 600, 5, clock, clock.sleep)
+        runs.append(clock.sleeps)
+    assert all(5 * 2**i * 0.5 <= s <= 5 * 2**i for run in runs for i, s in enumerate(run))
+    assert runs[0] != runs[1], "two gates throttled together must not poll again in step"
+
+
+# --- a server behind two back-end ports is healthy only when both are ----------------------------------------------
+
+TWO_PORTS = [
+    ("normal-then-abnormal", ["normal"], ["abnormal"]),
+    ("abnormal-then-normal", ["abnormal"], ["normal"]),
+    ("unavailable-then-normal", ["unavailable"], ["normal"]),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), [c[1:] for c in TWO_PORTS], ids=[c[0] for c in TWO_PORTS])
+def test_a_server_abnormal_on_one_of_two_ports_does_not_pass(slb: FakeSlb, first: list[str], second: list[str]) -> None:
+    slb.scripts = {"i-1": first, "i-2": ["normal"]}
+    slb.second_port_scripts = {"i-1": second}
+    with pytest.raises(HealthGateError, match=r"i-1 is '(abnormal|unavailable)'"):
+        provider(slb).create(props(slb, ["i-1", "i-2"], timeout=0.1))
+
+
+def test_a_server_normal_on_both_ports_passes(slb: FakeSlb) -> None:
+    slb.scripts = {"i-1": ["abnormal", "normal"]}
+    slb.second_port_scripts = {"i-1": ["normal"]}
+    result = provider(slb).create(props(slb, ["i-1"]))
+    assert result.outs is not None and result.outs["statuses"] == {"i-1": "normal"}

@@ -530,3 +530,58 @@ def test_the_image_job_stops_when_it_cannot_read_the_catalog(runner: Runner) -> 
     assert result.returncode != 0
     assert "NoSuchBucket" in result.stdout + result.stderr
     assert [call for call in calls if call["tool"] == "packer"] == []
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Deploys are never cancelled half-way
+
+
+def resolved(ci: dict[str, Any], name: str) -> dict[str, Any]:
+    """A job with its `extends` applied as GitLab does: hashes merged in order, the job's own keys last."""
+    job = ci[name]
+    parents = job.get("extends", [])
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        merged = _deep_merge(merged, resolved(ci, parent))
+    return _deep_merge(merged, {k: v for k, v in job.items() if k != "extends"})
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def deploy_problems(ci: dict[str, Any]) -> list[str]:
+    """Deploy jobs a newer pipeline could cancel half-way through `pulumi up`, or that could run two at once."""
+    problems = []
+    for name in [n for n in ci if n.startswith("deploy:")]:
+        job = resolved(ci, name)
+        if job.get("interruptible") is not False:
+            problems.append(f"{name}: interruptible must be false (got {job.get('interruptible')!r})")
+        if not job.get("resource_group"):
+            problems.append(f"{name}: needs a resource_group so that two deploys of a stack never overlap")
+    return problems
+
+
+def test_no_deploy_can_be_interrupted_or_overlap() -> None:
+    ci = load_ci()
+    assert [n for n in ci if n.startswith("deploy:")] == ["deploy:dev", "deploy:preprod", "deploy:prod"]
+    assert deploy_problems(ci) == []
+
+
+@pytest.mark.parametrize(
+    ("job", "change"),
+    [
+        ("deploy:dev", {"interruptible": True}),
+        ("deploy:prod", {"interruptible": True}),
+        (".deploy", {"interruptible": True}),
+        ("deploy:preprod", {"resource_group": ""}),
+    ],
+    ids=["dev-interruptible", "prod-interruptible", "template-interruptible", "preprod-without-resource-group"],
+)
+def test_the_deploy_check_refuses_a_cancellable_deploy(job: str, change: dict[str, Any]) -> None:
+    ci = load_ci()
+    ci[job] = {**ci[job], **change}
+    assert deploy_problems(ci), f"{job} with {change} was not refused"

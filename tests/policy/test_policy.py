@@ -123,6 +123,28 @@ VIOLATIONS: list[tuple[str, str, str, Breaker, str]] = [
         lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "0.0.0.0/0"}),
         "ingress from 0.0.0.0/0",
     ),
+    # A rule that opens every port from the internet includes 80 and 443, and must still be refused.
+    (
+        "every-port-from-internet",
+        "prod",
+        "no-internet-ingress",
+        lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "0.0.0.0/0", "portRange": "1/65535"}),
+        "ingress from 0.0.0.0/0",
+    ),
+    (
+        "any-port-from-internet",
+        "dev",
+        "no-internet-ingress",
+        lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "0.0.0.0/0", "portRange": "-1/-1"}),
+        "ingress from 0.0.0.0/0",
+    ),
+    (
+        "listener-port-and-one-more-from-internet",
+        "prod",
+        "no-internet-ingress",
+        lambda ev: changed(ev, "network-sg-app-from-slb", {"cidrIp": "0.0.0.0/0", "portRange": "80/81"}),
+        "ingress from 0.0.0.0/0",
+    ),
     (
         "server-with-public-ip",
         "dev",
