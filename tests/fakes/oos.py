@@ -1,4 +1,4 @@
-"""A local stand-in for OOS's GetSecretParameter (encrypted parameters), on 127.0.0.1 (built on tests/fakes/acs.py).
+"""A local stand-in for OOS's GetSecretParameter (encrypted parameters), on 127.0.0.1 (built on localcloud/acs.py).
 
 Like the API, it answers the value only when WithDecryption is true, and an unknown name with EntityNotExists.Parameter
 (the code the provider treats as not found, service_alicloud_oos_v2.go).

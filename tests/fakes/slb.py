@@ -1,6 +1,6 @@
 """A local stand-in for the one SLB API call the health gate makes (DescribeHealthStatus), on 127.0.0.1.
 
-Built on tests/fakes/acs.py (signature check, serving). Each server's health follows a script: one status per poll, the
+Built on localcloud/acs.py (signature check, serving). Each server's health follows a script: one status per poll, the
 last one repeating.
 """
 

@@ -1,7 +1,7 @@
 """A local stand-in for STS AssumeRoleWithOIDC on 127.0.0.1, for pipeline.ci_credentials.
 
 It speaks what the Alibaba Cloud SDK sends: an RPC-style POST with the action in `x-acs-action` and the parameters in
-the query string (served by tests/fakes/acs.py). AssumeRoleWithOIDC is anonymous (the OIDC token is the proof), so the
+the query string (served by localcloud/acs.py). AssumeRoleWithOIDC is anonymous (the OIDC token is the proof), so the
 fake refuses a request that carries an AccessKeyId or a signature, and answers like STS: the documented credentials
 body, or an error body with a code when the token, the role or the provider is not the one it trusts.
 """
