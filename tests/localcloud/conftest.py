@@ -1,0 +1,70 @@
+"""A fresh local cloud per test, and a small network in it to build on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud import LocalCloud
+
+VPC = "alicloud:vpc/network:Network"
+VSWITCH = "alicloud:vpc/switch:Switch"
+GROUP = "alicloud:ecs/securityGroup:SecurityGroup"
+RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+SERVER = "alicloud:ecs/instance:Instance"
+SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+SERVER_GROUP = "alicloud:slb/serverGroup:ServerGroup"
+LISTENER = "alicloud:slb/listener:Listener"
+MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
+RDS = "alicloud:rds/instance:Instance"
+ZONE_A, ZONE_B = "cn-hangzhou-h", "cn-hangzhou-i"
+GOOD_IMAGE, BAD_IMAGE = "m-good", "m-bad"
+BOOT_SECONDS = 20_000.0
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> LocalCloud:
+    # 1 simulated second = 10 µs: RDS's 25 minutes take 15 ms. A boot takes 0.2 s, longer than any step of a test
+    # between a server's creation and a look at its health.
+    return LocalCloud(tmp_path / "cloud").init(scale=1e-5, boot_seconds=BOOT_SECONDS)
+
+
+def build_network(cloud: LocalCloud) -> dict[str, Any]:
+    """A VPC with one VSwitch per zone, a security group admitting the app port from the SLB range, an SLB listener."""
+    vpc = cloud.create(VPC, {"vpcName": "v", "cidrBlock": "10.10.0.0/16"})
+    vsw = {
+        zone: cloud.create(VSWITCH, {"vpcId": vpc["id"], "zoneId": zone, "cidrBlock": cidr})
+        for zone, cidr in ((ZONE_A, "10.10.1.0/24"), (ZONE_B, "10.10.2.0/24"))
+    }
+    group = cloud.create(GROUP, {"vpcId": vpc["id"], "securityGroupName": "app"})
+    cloud.create(RULE, app_rule(group["id"]))
+    slb = cloud.create(SLB, {"vswitchId": vsw[ZONE_A]["id"], "masterZoneId": ZONE_A, "deleteProtection": "off"})
+    servers = cloud.create(SERVER_GROUP, {"loadBalancerId": slb["id"], "name": "app"})
+    cloud.create(
+        LISTENER,
+        {"loadBalancerId": slb["id"], "protocol": "http", "frontendPort": 80.0, "serverGroupId": servers["id"]},
+    )
+    return {"vpc": vpc, "vsw": vsw, "sg": group, "slb": slb, "server_group": servers}
+
+
+def app_rule(group_id: str, cidr: str = "100.64.0.0/10") -> dict[str, Any]:
+    return {
+        "securityGroupId": group_id,
+        "type": "ingress",
+        "ipProtocol": "tcp",
+        "nicType": "intranet",
+        "policy": "accept",
+        "priority": 1.0,
+        "portRange": "8080/8080",
+        "cidrIp": cidr,
+    }
+
+
+def add_server(cloud: LocalCloud, net: dict[str, Any], zone: str, image: str = GOOD_IMAGE) -> dict[str, Any]:
+    server = cloud.create(
+        SERVER, {"vswitchId": net["vsw"][zone]["id"], "securityGroups": [net["sg"]["id"]], "imageId": image}
+    )
+    cloud.create(MEMBER, {"serverGroupId": net["server_group"]["id"], "serverId": server["id"], "port": 8080.0})
+    return server
