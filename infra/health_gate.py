@@ -13,8 +13,10 @@ variables, OIDC role assumption in CI, or an ECS RAM role).
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ _TRANSIENT_CODES = frozenset(
 )
 # HTTP statuses that mean "not now" whatever the body says: too many requests, and the gateway errors.
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Where a rehearsal's SLB API is (see HealthGateProvider._wait); unset in real deployments.
+SLB_ENDPOINT_VARIABLE = "HA_WEBAPP_SLB_ENDPOINT"
 # The longest wait between two polls after the API said "not now" (before jitter).
 MAX_BACKOFF_SECONDS = 60.0
 
@@ -227,7 +231,15 @@ class HealthGateProvider(pulumi.dynamic.ResourceProvider):
         return pulumi.dynamic.UpdateResult(outs=self._wait(news))
 
     def _wait(self, props: dict[str, Any]) -> dict[str, Any]:
-        reader = SlbHealthReader(str(props["region"]), self.endpoint, self.protocol)
+        endpoint, protocol = self.endpoint, self.protocol
+        # A rehearsal against the local cloud (localcloud/) points the gate at its SLB API on 127.0.0.1, e.g.
+        # http://127.0.0.1:8123. Read here, at run time in the engine's plugin process (which inherits the CLI's
+        # environment), because the provider object itself is pickled into the state, where a test address must not be.
+        rehearsal = os.environ.get(SLB_ENDPOINT_VARIABLE)
+        if endpoint is None and rehearsal:
+            url = urllib.parse.urlsplit(rehearsal)
+            endpoint, protocol = url.netloc, url.scheme
+        reader = SlbHealthReader(str(props["region"]), endpoint, protocol)
         load_balancer_id, listener_port = str(props["loadBalancerId"]), int(props["listenerPort"])
         statuses = wait_until_healthy(
             lambda: reader(load_balancer_id, listener_port),
