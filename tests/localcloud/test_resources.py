@@ -94,7 +94,7 @@ def test_rds_zones_must_be_its_vswitches_zones_in_order(cloud: LocalCloud) -> No
         ("alicloud:ram/policy:Policy", {"policyName": "read"}, "EntityAlreadyExists.Policy"),
         (
             "alicloud:oos/secretParameter:SecretParameter",
-            {"secretParameterName": "pw"},
+            {"secretParameterName": "db-password-x7k2q9"},  # pragma: allowlist secret
             "EntityAlreadyExists.Parameter",
         ),
         (

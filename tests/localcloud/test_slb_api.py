@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.health_gate import SlbHealthReader
+# Both from one import: the offline plan (other tests) re-imports the program, which would make two HealthGateErrors.
+from infra.health_gate import HealthGateError, SlbHealthReader
 from localcloud import LocalCloud, serve_slb
 from localcloud.store import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 from tests.localcloud.conftest import BOOT_SECONDS, ZONE_A, add_server, build_network
@@ -37,8 +38,6 @@ def test_the_gates_sdk_client_reads_backend_health_from_the_local_cloud(cloud: L
 
 
 def test_an_unknown_load_balancer_is_refused_like_the_api_does(cloud: LocalCloud, cloud_keys: None) -> None:
-    from infra.health_gate import HealthGateError
-
     with serve_slb(cloud) as endpoint:
         reader = SlbHealthReader("cn-hangzhou", endpoint.removeprefix("http://"), "http")
         with pytest.raises(HealthGateError, match=r"InvalidLoadBalancerId\.NotFound"):
@@ -47,8 +46,6 @@ def test_an_unknown_load_balancer_is_refused_like_the_api_does(cloud: LocalCloud
 
 def test_a_request_signed_with_other_keys_is_refused(cloud: LocalCloud, monkeypatch: pytest.MonkeyPatch) -> None:
     from alibabacloud_credentials.utils import auth_util
-
-    from infra.health_gate import HealthGateError
 
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "not-the-clouds-secret")
