@@ -3,20 +3,26 @@
 import pulumi
 
 from infra import (
-    LISTENER_PORT,
     SLB_SOURCE_CIDR,
+    Alarms,
+    AlarmsArgs,
     AppTier,
     AppTierArgs,
+    CasCertificate,
+    Contact,
     Database,
     DatabaseArgs,
+    HttpsListener,
     LoadBalancer,
     LoadBalancerArgs,
     Network,
     NetworkArgs,
     Placement,
     Subnet,
+    Thresholds,
     guard,
     load_settings,
+    secret_config,
 )
 
 settings = load_settings()  # raises with every problem listed before any resource is registered
@@ -56,6 +62,7 @@ database = Database(
     ),
 )
 
+https = settings.https
 load_balancer = LoadBalancer(
     "lb",
     LoadBalancerArgs(
@@ -68,6 +75,16 @@ load_balancer = LoadBalancer(
         health_check_path=settings.app.health_check_path,
         eip_bandwidth_mbps=settings.load_balancer.eip_bandwidth_mbps,
         protect=settings.protect,
+        https=None
+        if https.certificate == "none"  # an explicit opt-out: HTTP only (never on prod; infra/config.py)
+        else HttpsListener(
+            tls_policy=https.tls_policy,
+            cas=CasCertificate(https.cas_certificate_id, https.cas_certificate_name, https.cas_region)
+            if https.cas_certificate_id and https.cas_certificate_name and https.cas_region
+            else None,
+            certificate_pem=secret_config("httpsCertificate"),
+            private_key_pem=secret_config("httpsPrivateKey"),
+        ),
         domain=settings.dns.domain if settings.dns else None,
         sub_domain=settings.dns.sub_domain if settings.dns else None,
     ),
@@ -90,7 +107,7 @@ app = AppTier(
         server_group_id=load_balancer.server_group_id,
         app_port=settings.app.port,
         load_balancer_id=load_balancer.slb_id,
-        listener_port=LISTENER_PORT,
+        listener_port=load_balancer.serving_port,
         region=settings.region,
         health_gate_timeout_seconds=settings.app.health_gate_timeout_seconds,
         key_pair_name=settings.app.key_pair_name,
@@ -108,6 +125,24 @@ app = AppTier(
             "DB_SSL_MODE": "REQUIRED",
         },
         readable_secret_parameters=[database.password_parameter_name],
+    ),
+)
+
+alarms = Alarms(
+    "alarms",
+    AlarmsArgs(
+        name_prefix=settings.name_prefix,
+        tags=settings.tags,
+        contacts=[Contact(c.name, c.email, c.sms) for c in settings.alarms.contacts],
+        webhook_url=secret_config("alarmWebhookUrl"),
+        severity=settings.alarms.severity,
+        silence_seconds=settings.alarms.silence_seconds,
+        rules=settings.alarms.rules,
+        thresholds=Thresholds(**settings.alarms.thresholds.model_dump()),
+        load_balancer_id=load_balancer.slb_id,
+        database_id=database.instance_id,
+        server_ids=[server for ids in app.server_ids.values() for server in ids],
+        servers_per_zone=settings.app.servers_per_zone,
     ),
 )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Mapping
+import typing
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pulumi
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -231,6 +232,82 @@ class DnsSettings(_Section):
     sub_domain: Annotated[str, _matching(_SUBDOMAIN_RE, "one lower-case DNS label such as www")]
 
 
+# Stacks that must serve HTTPS: a settings rule here, and the policy pack's `https-required` rule at deploy time.
+HTTPS_REQUIRED_STACKS = frozenset({"prod"})
+# TLS 1.2 and later only. The listener's own default is tls_cipher_policy_1_0 (TLS 1.0+), so it is always set:
+# terraform-provider-alicloud@81c43b6 alicloud/resource_alicloud_slb_listener.go l.344-349 (default, five values).
+TLS_POLICIES = ("tls_cipher_policy_1_2", "tls_cipher_policy_1_2_strict", "tls_cipher_policy_1_2_strict_with_1_3")
+TlsPolicy = Literal["tls_cipher_policy_1_2", "tls_cipher_policy_1_2_strict", "tls_cipher_policy_1_2_strict_with_1_3"]
+# A certificate issued or uploaded in Certificate Management Service (CAS) is referred to by its numeric ID
+# (UploadServerCertificate's AliCloudCertificateId, e.g. 775****).
+_CAS_ID_RE = re.compile(r"[0-9]{1,20}")
+_CAS_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# Stack-file keys that hold a secret: set with `pulumi config set --secret`, read with require_secret, never part of
+# the settings model (whose error messages may quote a value). The value says what it is, for error messages.
+SECRET_KEYS: dict[str, str] = {
+    "httpsCertificate": "the PEM certificate chain of the HTTPS listener",
+    "httpsPrivateKey": "the PEM private key of that certificate",  # pragma: allowlist secret
+    # pragma: allowlist nextline secret
+    "alarmWebhookUrl": "the alarm webhook URL (a DingTalk chatbot URL carries its access token)",
+}
+
+
+class HttpsSettings(_Section):
+    """HTTPS at the load balancer: where the certificate comes from, or an explicit opt-out, and the TLS policy."""
+
+    # cas: a certificate already in Certificate Management Service, by ID; uploaded: the PEM certificate and key given
+    # as the secrets ha-webapp:httpsCertificate and ha-webapp:httpsPrivateKey; none: HTTP only (never on prod).
+    certificate: Literal["cas", "uploaded", "none"]
+    cas_certificate_id: (
+        Annotated[str, _matching(_CAS_ID_RE, "a CAS certificate ID (digits), such as 7751234")] | None
+    ) = None
+    cas_certificate_name: Annotated[str, _matching(_CAS_NAME_RE, "the certificate's name in CAS")] | None = None
+    # The region CAS keeps the certificate in (cn-hangzhou for certificates bought on the China site).
+    cas_region: Annotated[str, _matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")] | None = None
+    tls_policy: TlsPolicy = "tls_cipher_policy_1_2_strict"
+
+
+AlarmRule = Literal["unhealthyBackend", "zoneUnhealthy", "http5xx", "rdsCpu", "rdsStorage", "rdsConnections", "appCpu"]
+ALARM_RULES: tuple[AlarmRule, ...] = typing.get_args(AlarmRule)
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,63}")
+_PHONE_RE = re.compile(r"[0-9]{6,20}")
+_CONTACT_RE = re.compile(r"[a-z][a-z0-9-]{0,18}[a-z0-9]")
+Percent = Annotated[int, Field(ge=1, le=100)]
+
+
+class AlarmContactSettings(_Section):
+    """A person or team that receives the stack's alarms."""
+
+    # Contact names are account-wide in CloudMonitor (the contact's ID is its name); the stack prefix is added.
+    name: Annotated[str, _matching(_CONTACT_RE, "2-20 lower-case letters, digits and -, such as oncall")]
+    email: Annotated[str, _matching(_EMAIL_RE, "an e-mail address such as oncall@example.com")]
+    # A mobile number (digits only): critical alarms then also call and text it.
+    sms: Annotated[str, _matching(_PHONE_RE, "a phone number of 6-20 digits")] | None = None
+
+
+class AlarmThresholds(_Section):
+    """When each alarm fires; the defaults suit every stack, a stack file changes what must differ."""
+
+    server_errors_per_second: Annotated[int, Field(ge=1, le=100000)] = 5
+    rds_cpu_percent: Percent = 80
+    rds_storage_percent: Percent = 80
+    rds_connections_percent: Percent = 80
+    app_cpu_percent: Percent = 85
+
+
+class AlarmsSettings(_Section):
+    """CloudMonitor alarms on the stack: who is told, how loudly, how often, and about what."""
+
+    contacts: Annotated[list[AlarmContactSettings], Field(min_length=1, max_length=10)]
+    # critical: phone call, SMS, e-mail and webhook (pages); warn: SMS, e-mail, webhook; info: e-mail and webhook.
+    severity: Literal["critical", "warn", "info"] = "info"
+    # While an alarm stays on, it is repeated at most this often (CloudMonitor's silence_time, 300-86400 s).
+    silence_seconds: Annotated[int, Field(ge=300, le=86400)] = 3600
+    rules: Annotated[list[AlarmRule], Field(min_length=1)] = list(ALARM_RULES)
+    thresholds: AlarmThresholds = AlarmThresholds()
+
+
 class Settings(_Section):
     """Everything one stack needs, validated before any resource is registered."""
 
@@ -243,6 +320,8 @@ class Settings(_Section):
     database: DatabaseSettings
     load_balancer: LoadBalancerSettings = LoadBalancerSettings()
     dns: DnsSettings | None = None
+    https: HttpsSettings
+    alarms: AlarmsSettings
     # Provider-side deletion protection plus Pulumi `protect` on the stateful and address-holding resources; on such a
     # stack, settings that would replace the VPC, the VSwitches or the database are refused (infra/guard.py)...
     protect: bool = False
@@ -267,6 +346,8 @@ _KEYS: dict[str, bool] = {
     "database": True,
     "loadBalancer": True,
     "dns": True,
+    "https": True,
+    "alarms": True,
     "protect": False,
     "allowReplacement": False,
 }
@@ -330,10 +411,12 @@ class SettingsError(pulumi.RunError):
         super().__init__(f"invalid settings for stack '{stack}' ({len(problems)} {noun}):\n{lines}")
 
 
-def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Settings:
-    """Validate one stack's raw config (the `namespace:key` -> string map Pulumi hands a program)."""
+def parse_settings(project: str, stack: str, config: Mapping[str, str], secret_keys: Collection[str] = ()) -> Settings:
+    """Validate one stack's raw config (the `namespace:key` -> string map Pulumi hands a program, and which of its
+    keys are secret). Secret values are checked for presence and secrecy only, and never quoted."""
     problems: list[Problem] = []
     raw: dict[str, Any] = {"project": project, "stack": stack}
+    secrets_given: set[str] = set()
     if REGION_KEY in config:
         raw["region"] = config[REGION_KEY]
 
@@ -343,8 +426,20 @@ def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Setti
             problems.extend(_other_namespace_problems(full_key, value, project))
             continue
         key = full_key[len(prefix) :]
+        if key in SECRET_KEYS:
+            if full_key not in secret_keys:
+                problems.append(
+                    Problem(
+                        full_key,
+                        f"holds {SECRET_KEYS[key]} in clear; remove it from the stack file and set it with "
+                        f"`pulumi config set --secret {key}`",
+                    )
+                )
+            elif value.strip():
+                secrets_given.add(key)
+            continue
         if key not in _KEYS:
-            known = ", ".join(prefix + k for k in _KEYS)
+            known = ", ".join(prefix + k for k in [*_KEYS, *SECRET_KEYS])
             problems.append(Problem(full_key, f"unknown key (known keys: {known})"))
             continue
         if key in ("protect", "allowReplacement"):
@@ -371,6 +466,9 @@ def parse_settings(project: str, stack: str, config: Mapping[str, str]) -> Setti
     # pass reports a malformed CIDR and a duplicate zone together.
     region = settings.region if settings else _parsed(_region, raw.get("region"))
     problems.extend(_network_problems(raw.get("network"), region, project))
+    if settings is not None:
+        problems.extend(_https_problems(settings, secrets_given))
+        problems.extend(_alarm_problems(settings))
 
     if problems:
         raise SettingsError(stack, problems)
@@ -474,9 +572,68 @@ def _network_problems(network: Any, region: str | None, project: str) -> list[Pr
     return problems
 
 
+def _https_problems(settings: Settings, secrets_given: set[str]) -> list[Problem]:
+    https, base = settings.https, f"{settings.project}:https"
+    problems = []
+    cas_keys = {"casCertificateId": https.cas_certificate_id, "casCertificateName": https.cas_certificate_name}
+    cas_keys["casRegion"] = https.cas_region
+    if https.certificate == "cas":
+        problems += [
+            Problem(f"{base}.{k}", "required when https.certificate is cas (UploadServerCertificate needs it)")
+            for k, v in cas_keys.items()
+            if v is None
+        ]
+    else:
+        problems += [
+            Problem(f"{base}.{k}", f"only used when https.certificate is cas, not {https.certificate}; remove it")
+            for k, v in cas_keys.items()
+            if v is not None
+        ]
+    pem_keys = ("httpsCertificate", "httpsPrivateKey")
+    for key in pem_keys:
+        full = f"{settings.project}:{key}"
+        if https.certificate == "uploaded" and key not in secrets_given:
+            problems.append(
+                Problem(full, f"required when https.certificate is uploaded: `pulumi config set --secret {key} < file`")
+            )
+        elif https.certificate != "uploaded" and key in secrets_given:
+            problems.append(Problem(full, f"only used when https.certificate is uploaded, not {https.certificate}"))
+    if https.certificate == "none" and settings.stack in HTTPS_REQUIRED_STACKS:
+        problems.append(
+            Problem(
+                f"{base}.certificate",
+                f"stack '{settings.stack}' must serve HTTPS: expected cas or uploaded, got none",
+            )
+        )
+    return problems
+
+
+def _alarm_problems(settings: Settings) -> list[Problem]:
+    base = f"{settings.project}:alarms"
+    problems = []
+    seen: dict[str, int] = {}
+    for i, contact in enumerate(settings.alarms.contacts):
+        if contact.name in seen:
+            problems.append(
+                Problem(f"{base}.contacts[{i}].name", f"{contact.name!r} is already contacts[{seen[contact.name]}]")
+            )
+        seen.setdefault(contact.name, i)
+    if len(set(settings.alarms.rules)) != len(settings.alarms.rules):
+        problems.append(Problem(f"{base}.rules", "lists an alarm twice"))
+    return problems
+
+
+def secret_config(key: str) -> pulumi.Output[str] | None:
+    """The value of a secret key (one of SECRET_KEYS), as a secret Output; None when the stack does not set it."""
+    assert key in SECRET_KEYS, key
+    return pulumi.Config().get_secret(key)
+
+
 def load_settings() -> Settings:
     """Read and validate the current stack's config; raise SettingsError before anything is created."""
     # pulumi.Config can only look keys up, and a typo must be reported, so read the whole map the language host
     # received (the same map `pulumi.Config` reads from) and look for unknown keys in our namespace.
     raw = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    return parse_settings(pulumi.get_project(), pulumi.get_stack(), {k: str(v) for k, v in raw.items()})
+    secret = {*pulumi.runtime.config.get_config_secret_keys_env()}
+    secret |= {k for k in raw if pulumi.runtime.config.is_config_secret(k)}
+    return parse_settings(pulumi.get_project(), pulumi.get_stack(), {k: str(v) for k, v in raw.items()}, secret)

@@ -39,6 +39,7 @@ class DatabaseArgs:
 class Database(pulumi.ComponentResource):
     """RDS MySQL High-availability: primary in zone A, standby in zone B, reachable from the app subnets only."""
 
+    instance_id: pulumi.Output[str]
     host: pulumi.Output[str]
     port: pulumi.Output[str]
     db_name: pulumi.Output[str]
@@ -157,6 +158,7 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.instance_id = instance.id
         self.host = instance.connection_string
         self.port = instance.port
         self.db_name = database.data_base_name
@@ -166,6 +168,7 @@ class Database(pulumi.ComponentResource):
         self.password_parameter_name = parameter.secret_parameter_name
         self.register_outputs(
             {
+                "instance_id": self.instance_id,
                 "host": self.host,
                 "port": self.port,
                 "db_name": self.db_name,

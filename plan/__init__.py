@@ -9,12 +9,12 @@ May import the program (`infra`); the program never imports this package.
 
 from __future__ import annotations
 
-from plan.audit import audit
+from plan.audit import alarms, audit, edge
 from plan.model import Plan, stack_plan
 from plan.offline import Evaluation
 
 
 def plan_of(evaluations: list[Evaluation], project: str) -> Plan:
-    """The plan of evaluated stacks, each with its zone-loss audit."""
-    stacks = [stack_plan(ev, project, audit(ev)) for ev in evaluations]
+    """The plan of evaluated stacks, each with its zone-loss audit, how its entry answers, and its alarms."""
+    stacks = [stack_plan(ev, project, audit(ev), edge(ev), alarms(ev)) for ev in evaluations]
     return Plan(stacks=stacks, zone_loss_passed=all(loss.serves for s in stacks for loss in s.zone_loss))

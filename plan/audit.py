@@ -1,4 +1,5 @@
-"""Zone-loss audit: for each zone of a stack, remove everything in it and check that the stack still serves.
+"""Zone-loss audit: for each zone of a stack, remove everything in it and check that the stack still serves; and the
+edge audit (HTTPS or "HTTP only") and the list of alarms, read from what the stack would create.
 
 The stack serves when, after the loss, the public entry (EIP, and the DNS records that point at it) still reaches a
 load balancer with a zone left, whose listener forwards to a server group with at least one app server outside the
@@ -8,9 +9,19 @@ cannot take them, but they must point at what serves.
 
 from __future__ import annotations
 
-from plan.model import ZoneLoss
-from plan.offline import Evaluation
-from plan.topology import DNS, Topology, database_zones, load_balancer_zones, topology
+from typing import Any, Literal
+
+from plan.model import Alarm, Edge, ZoneLoss
+from plan.offline import Evaluation, Resource
+from plan.topology import (
+    ALARM,
+    DNS,
+    SERVER_CERTIFICATE,
+    Topology,
+    database_zones,
+    load_balancer_zones,
+    topology,
+)
 
 
 def audit(ev: Evaluation) -> list[ZoneLoss]:
@@ -113,3 +124,78 @@ def _entry(topo: Topology) -> str:
 
 def _zone_list(zones: list[str]) -> str:
     return ", ".join(zones) or "none"
+
+
+def edge(ev: Evaluation) -> Edge:
+    """How the load balancer answers the internet, read from its listeners as recorded."""
+    topo = topology(ev)
+    https = next((r for r in topo.listeners if r.value("protocol") == "https"), None)
+    redirect = next(
+        (
+            r
+            for r in topo.listeners
+            if r.value("protocol") == "http"
+            and r.value("listenerForward") == "on"
+            and https is not None
+            and r.value("forwardPort") == https.value("frontendPort")
+        ),
+        None,
+    )
+    if https is None:
+        return Edge(
+            https=False, tls_policy=None, certificate="none", http_redirects_to_https=False, summary="HTTP only"
+        )
+    certificate = _certificate_source(ev, https)
+    policy = https.value("tlsCipherPolicy")
+    summary = f"HTTPS on {_port(https)} ({policy or 'the listener default TLS policy'}, certificate {certificate})"
+    summary += f"; HTTP on {_port(redirect)} redirects to HTTPS" if redirect else "; HTTP is NOT redirected"
+    return Edge(
+        https=True,
+        tls_policy=str(policy) if policy else None,
+        certificate=certificate,
+        http_redirects_to_https=redirect is not None,
+        summary=summary,
+    )
+
+
+def _certificate_source(ev: Evaluation, listener: Resource) -> Literal["cas", "uploaded", "none"]:
+    by_urn = ev.by_urn()
+    sources = [by_urn[u] for u in listener.property_dependencies.get("serverCertificateId", ()) if u in by_urn]
+    certificates = [r for r in sources if r.type == SERVER_CERTIFICATE]
+    if not certificates:
+        return "none"
+    return "cas" if certificates[0].value("alicloudCertificateId") else "uploaded"
+
+
+def _port(listener: Resource | None) -> str:
+    value = listener.value("frontendPort") if listener else None
+    return str(int(value)) if isinstance(value, float) else str(value)
+
+
+def alarms(ev: Evaluation) -> list[Alarm]:
+    """The stack's CloudMonitor alarm rules, in name order."""
+    found = []
+    for rule in sorted(ev.of_type(ALARM), key=lambda r: str(r.value("name"))):
+        levels = [lvl for lvl in ("critical", "warn", "info") if rule.value(f"escalations{lvl.title()}")]
+        level: Literal["critical", "warn", "info"] = levels[0] if levels else "info"  # type: ignore[assignment]
+        escalation: dict[str, Any] = rule.value(f"escalations{level.title()}") or {}
+        times = escalation.get("times")
+        condition = (
+            f"{escalation.get('statistics')} {escalation.get('comparisonOperator')} {escalation.get('threshold')} "
+            f"for {int(times) if isinstance(times, float) else times} periods of {_port_number(rule.value('period'))} s"
+        )
+        found.append(
+            Alarm(
+                name=str(rule.value("name")),
+                namespace=str(rule.value("project")),
+                metric=str(rule.value("metric")),
+                condition=condition,
+                level=level,
+                contact_groups=[str(g) for g in rule.value("contactGroups") or []],
+            )
+        )
+    return found
+
+
+def _port_number(value: object) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)

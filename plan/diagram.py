@@ -135,8 +135,14 @@ def _load_balancer_label(topo: Topology) -> str:
     lines = [f"{slb.name} {slb.value('loadBalancerSpec') or slb.value('instanceChargeType') or ''}".strip(), placement]
     for listener in topo.listeners:
         protocol = str(listener.value("protocol") or "").upper()
-        health = f", health {listener.value('healthCheckUri')}" if listener.value("healthCheck") == "on" else ""
-        lines.append(f"{protocol} :{_number(listener.value('frontendPort'))}{health}")
+        line = f"{protocol} :{_number(listener.value('frontendPort'))}"
+        if listener.value("listenerForward") == "on":
+            line += f" redirects to :{_number(listener.value('forwardPort'))}"
+        if listener.value("tlsCipherPolicy"):
+            line += f", {listener.value('tlsCipherPolicy')}"
+        if listener.value("healthCheck") == "on":
+            line += f", health {listener.value('healthCheckUri')}"
+        lines.append(line)
     return "\n".join(lines)
 
 

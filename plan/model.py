@@ -82,6 +82,27 @@ class ZoneLoss(_Model):
     problems: list[str]
 
 
+class Edge(_Model):
+    """How the public entry answers: HTTPS (its TLS policy, where its certificate comes from) or HTTP only."""
+
+    https: bool
+    tls_policy: str | None = Field(description="the HTTPS listener's TLS policy; null without HTTPS")
+    certificate: Literal["cas", "uploaded", "none"] = Field(description="where the HTTPS certificate comes from")
+    http_redirects_to_https: bool
+    summary: str = Field(description='one line, e.g. "HTTPS on 443 (...); HTTP on 80 redirects" or "HTTP only"')
+
+
+class Alarm(_Model):
+    """One CloudMonitor alarm rule of the stack."""
+
+    name: str
+    namespace: str
+    metric: str
+    condition: str = Field(description='e.g. "Average > 80 for 3 periods of 300 s"')
+    level: Literal["critical", "warn", "info"]
+    contact_groups: list[str]
+
+
 class StackPlan(_Model):
     """Everything one stack would create, in creation order (parents before children)."""
 
@@ -92,6 +113,8 @@ class StackPlan(_Model):
     counts: dict[str, int] = Field(description="number of resources per type")
     outputs: dict[str, InputValue]
     zone_loss: list[ZoneLoss]
+    edge: Edge
+    alarms: list[Alarm]
     warnings: list[str]
 
 
@@ -157,7 +180,7 @@ def planned_resource(resource: Resource) -> PlannedResource:
     )
 
 
-def stack_plan(ev: Evaluation, project: str, zone_loss: list[ZoneLoss]) -> StackPlan:
+def stack_plan(ev: Evaluation, project: str, zone_loss: list[ZoneLoss], edge: Edge, alarms: list[Alarm]) -> StackPlan:
     resources = creation_order(ev.resources)
     counts: dict[str, int] = {}
     for resource in resources:
@@ -175,6 +198,8 @@ def stack_plan(ev: Evaluation, project: str, zone_loss: list[ZoneLoss]) -> Stack
         counts=dict(sorted(counts.items())),
         outputs=outputs,
         zone_loss=zone_loss,
+        edge=edge,
+        alarms=alarms,
         warnings=list(ev.warnings),
     )
 

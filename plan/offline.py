@@ -102,6 +102,8 @@ class Evaluation:
     unknown_exports: set[str] = field(default_factory=set)
     # The raw config the program ran with (the stack file plus overrides; secure values as placeholders).
     config: dict[str, str] = field(default_factory=dict)
+    # Which of those keys are secret.
+    secret_keys: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -223,9 +225,11 @@ def evaluate(
     overrides: Mapping[str, str | None] | None = None,
     preview: bool = False,
     deployed_outputs: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Run the program for `stack` under the mock runtime; `overrides` replace, add or (None) remove raw config values;
-    `deployed_outputs` are the stack's outputs as last deployed (None: a stack deployed for the first time).
+    `deployed_outputs` are the stack's outputs as last deployed (None: a stack deployed for the first time); `secrets`
+    are config values given as secrets (as `pulumi config set --secret` would).
 
     Raises the program's `pulumi.RunError` (for example invalid settings) unchanged.
     """
@@ -235,6 +239,9 @@ def evaluate(
             config.pop(key, None)
         else:
             config[key] = value
+    for key, value in (secrets or {}).items():
+        config[key] = value
+        secret_keys = [*secret_keys, key]
     project = project_name()
 
     # Several stacks run in one process: each needs its own root stack, a replaced (not merged) config map, and
@@ -284,7 +291,9 @@ def _run(
 
     resources = [_record(urn, request) for urn, request in monitor.requests]
     warnings = [r.getMessage() for r in handler.records if r.levelno >= logging.WARNING]
-    return Evaluation(stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports, config)
+    return Evaluation(
+        stack, resources, exports, secret_exports, warnings, mocks.invokes, unknown_exports, config, secret_keys
+    )
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ REVIEWED_INPUTS = re.compile(
     r"|category|spec$|bandwidth|storage|retention|^rr$|^type$|^domainName$|^value$|^serverId$"
     r"|^serverGroupId$|^instanceId$|^allocationId$|^serverIds$|timeoutSeconds|roleName$|policyDocument|secretName"
     r"|secretParameterName|sslAction|forceEncryption"
-    r"|httpTokens|systemDiskEncrypted",
+    r"|httpTokens|systemDiskEncrypted"
+    r"|tlsCipherPolicy|listenerForward|forwardPort|serverCertificateId|alicloudCertificate|^metric$|^project$"
+    r"|^escalations|silenceTime|contactGroups|metricDimensions|^channels|^contacts$",
     re.IGNORECASE,
 )
 KNOWN_AFTER_DEPLOY = "(known after deploy)"
@@ -72,6 +74,13 @@ def render_stack(stack: StackPlan, style: Style) -> str:
         lines += [
             f"    {key:<{key_width}}  {_value(value, names, style)}" for key, value in sorted(stack.outputs.items())
         ]
+    lines.append("")
+    lines.append(f"  Entry: {stack.edge.summary}")
+    if stack.alarms:
+        lines.append("  Alarms:")
+        lines += [f"    {a.name}  {a.namespace} {a.metric} {a.condition} [{a.level}]" for a in stack.alarms]
+    else:
+        lines.append(style.bad("  Alarms: none"))
     for warning in stack.warnings:
         lines.append(style.bad(f"  warning: {warning}"))
     lines.append("")
@@ -154,6 +163,11 @@ def render_audit(plan: Plan, style: Style) -> str:
     problems = [(stack.stack, loss) for stack in plan.stacks for loss in stack.zone_loss if not loss.serves]
     for stack_name, loss in problems:
         lines += [f"  {stack_name}, {loss.zone} lost: {problem}" for problem in loss.problems]
+    lines.append(style.bold("Edge audit: how each stack answers the internet"))
+    for stack in plan.stacks:
+        text = f"  {stack.stack}: {stack.edge.summary}"
+        secure = stack.edge.https and stack.edge.http_redirects_to_https
+        lines.append(style.good(text) if secure else style.bad(text))
     verdict = "passed" if plan.zone_loss_passed else "FAILED"
     failed = sorted({name for name, _ in problems})
     lines.append(

@@ -21,6 +21,8 @@ MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
 EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
 DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
+SERVER_CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
+ALARM = "alicloud:cms/alarm:Alarm"
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,39 @@ RDS_ACCOUNT = "alicloud:rds/rdsAccount:RdsAccount"
 SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
 EIP = "alicloud:ecs/eipAddress:EipAddress"
 OOS_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"  # pragma: allowlist secret
+LISTENER = "alicloud:slb/listener:Listener"
+SERVER_CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
+ALARM = "alicloud:cms/alarm:Alarm"
+ALARM_CONTACT = "alicloud:cms/alarmContact:AlarmContact"
 
-# Where a password may legitimately be an input: the account it opens, and the encrypted parameter that hands it out.
-PASSWORD_HOLDERS = {(RDS_ACCOUNT, "accountPassword"), (OOS_PARAMETER, "value")}
+# Where a secret may legitimately be an input: the account a password opens, the encrypted parameter that hands it
+# out, the certificate a private key belongs to, the contact whose webhook URL carries a token.
+PASSWORD_HOLDERS = {
+    (RDS_ACCOUNT, "accountPassword"),
+    (OOS_PARAMETER, "value"),
+    (SERVER_CERTIFICATE, "privateKey"),
+    (ALARM_CONTACT, "channelsDingWebHook"),
+}
 # Inputs that would let someone log in to an app server with a password instead of a key pair.
 SERVER_PASSWORD_INPUTS = ("password", "kmsEncryptedPassword", "passwordInherit")
 # Passwords are at least this long; shorter values (ports, flags) would match by accident.
 _MIN_PASSWORD_LENGTH = 8
 
 PROTECTED_STACKS = ("prod",)
+# Stacks that must serve HTTPS, with HTTP redirected (the settings refuse `https.certificate: none` there too).
+HTTPS_STACKS = ("prod",)
+# TLS 1.2 and later (the listener's own default, tls_cipher_policy_1_0, allows TLS 1.0).
+MODERN_TLS_POLICIES = ("tls_cipher_policy_1_2", "tls_cipher_policy_1_2_strict", "tls_cipher_policy_1_2_strict_with_1_3")
+# The metrics a protected stack must watch: backend health, 5xx, the database's CPU, storage and connections, servers'
+# CPU (namespace, metric).
+REQUIRED_ALARMS = (
+    ("acs_slb_dashboard", "UnhealthyServerCount"),
+    ("acs_slb_dashboard", "InstanceStatusCode5xx"),
+    ("acs_rds_dashboard", "CpuUsage"),
+    ("acs_rds_dashboard", "DiskUsage"),
+    ("acs_rds_dashboard", "ConnectionUsage"),
+    ("acs_ecs_dashboard", "CPUUtilization"),
+)
 REQUIRED_TAGS = ("project", "stack")
 # Internet ingress is for the load balancer's listeners; nothing else listens to the whole internet.
 LISTENER_PORTS = (80, 443)
@@ -251,6 +275,73 @@ prod_deletion_protection = ResourceValidationPolicy(
 )
 
 
+# --- the edge and alarms ------------------------------------------------------------------------------------------
+
+
+def _modern_tls(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != LISTENER or args.props.get("protocol") != "https":
+        return
+    policy = args.props.get("tlsCipherPolicy")
+    if policy not in _config(args, "tlsPolicies", MODERN_TLS_POLICIES):
+        report(
+            f"HTTPS listener TLS policy {policy!r} allows TLS before 1.2; expected one of {MODERN_TLS_POLICIES}", None
+        )
+
+
+modern_tls = ResourceValidationPolicy(
+    name="https-modern-tls",
+    description="Every HTTPS listener sets a TLS 1.2+ policy (the listener's default allows TLS 1.0).",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_modern_tls,
+)
+
+
+def _https_required(args: StackValidationArgs, report: ReportViolation) -> None:
+    listeners = [r for r in args.resources if r.resource_type == LISTENER]
+    if not listeners or stack_of(listeners[0].urn) not in _config(args, "httpsStacks", HTTPS_STACKS):
+        return
+    https = [r for r in listeners if r.props.get("protocol") == "https"]
+    if not https:
+        report(f"stack {stack_of(listeners[0].urn)} must serve HTTPS: no HTTPS listener", None)
+        return
+    for listener in https:
+        certificates = listener.property_dependencies.get("serverCertificateId", [])
+        if not listener.props.get("serverCertificateId") and not certificates:
+            report(f"{listener.name}: HTTPS listener without a server certificate", listener.urn)
+    ports = {r.props.get("frontendPort") for r in https}
+    for listener in (r for r in listeners if r.props.get("protocol") == "http"):
+        if listener.props.get("listenerForward") != "on" or listener.props.get("forwardPort") not in ports:
+            report(f"{listener.name}: HTTP must redirect to the HTTPS listener (listenerForward on)", listener.urn)
+
+
+https_required = StackValidationPolicy(
+    name="https-required",
+    description="On the HTTPS stacks (prod) the SLB serves HTTPS with a certificate and HTTP redirects to it.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_https_required,
+)
+
+
+def _alarms_watch_the_stack(args: StackValidationArgs, report: ReportViolation) -> None:
+    stacks = {stack_of(r.urn) for r in args.resources}
+    if not stacks & set(_config(args, "protectedStacks", PROTECTED_STACKS)):
+        return
+    alarms = [r for r in args.resources if r.resource_type == ALARM and r.props.get("enabled", True)]
+    watched = {(r.props.get("project"), r.props.get("metric")) for r in alarms if r.props.get("contactGroups")}
+    for namespace, metric in REQUIRED_ALARMS:
+        if (namespace, metric) not in watched:
+            report(f"no enabled alarm with a contact group watches {namespace} {metric}", None)
+
+
+alarms_watch_the_stack = StackValidationPolicy(
+    name="alarms-watch-the-stack",
+    description="Protected stacks have enabled alarms, sent to a contact group, on backend health, 5xx, RDS CPU, "
+    "storage and connections, and the app servers' CPU.",
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_alarms_watch_the_stack,
+)
+
+
 # --- hygiene -------------------------------------------------------------------------------------------------------
 
 
@@ -297,6 +388,9 @@ ALL = [
     rds_not_public,
     no_plaintext_passwords,
     prod_deletion_protection,
+    modern_tls,
+    https_required,
+    alarms_watch_the_stack,
     no_deprecated_resources,
     required_tags,
 ]

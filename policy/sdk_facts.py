@@ -95,7 +95,7 @@ def taggable(type_token: str) -> bool:
 
 
 # The provider services this project's program may use; the policy pack's facts cover exactly these.
-SERVICES = ("dns", "ecs", "oos", "ram", "rds", "slb", "vpc")
+SERVICES = ("cms", "dns", "ecs", "oos", "ram", "rds", "slb", "vpc")
 FACTS_FILE = Path(__file__).resolve().parent / "sdk_facts.json"
 
 

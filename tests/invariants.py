@@ -35,6 +35,10 @@ RAM_ROLE = "alicloud:ram/role:Role"
 RAM_POLICY = "alicloud:ram/policy:Policy"
 RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
 HEALTH_GATE = "pulumi-python:dynamic/slb:HealthGate"
+SERVER_CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
+ALARM = "alicloud:cms/alarm:Alarm"
+ALARM_CONTACT = "alicloud:cms/alarmContact:AlarmContact"
+ALARM_GROUP = "alicloud:cms/alarmContactGroup:AlarmContactGroup"
 # Our own dynamic resources: not from a provider SDK, so they have no SDK deprecation markers to check.
 OWN_TYPES_PREFIX = "pulumi-python:dynamic"
 
@@ -57,11 +61,21 @@ NAME_INPUTS = {
     "loadBalancerName",
     "addressName",
 }
-NAME_INPUTS_BY_TYPE = {SERVER_GROUP: {"name"}}
+NAME_INPUTS_BY_TYPE = {
+    SERVER_GROUP: {"name"},
+    SERVER_CERTIFICATE: {"name"},
+    ALARM: {"name"},
+    ALARM_CONTACT: {"alarmContactName"},
+    ALARM_GROUP: {"alarmContactGroupName"},
+}
 # Inputs that hold a secret value (not the name of one, like an OOS secretParameterName).
 PASSWORD_LIKE = re.compile(r"password(?!inherit)|secretdata$|privatekey|accesskeysecret|securitytoken", re.I)
 # Secret inputs whose names say nothing: the value of an encrypted parameter.
-SECRET_INPUTS_BY_TYPE = {OOS_PARAMETER: {"value"}}
+SECRET_INPUTS_BY_TYPE = {
+    OOS_PARAMETER: {"value"},
+    SERVER_CERTIFICATE: {"serverCertificate", "privateKey"},
+    ALARM_CONTACT: {"channelsDingWebHook"},
+}
 EXPORTS = {
     "url",
     "eip_address",
@@ -83,7 +97,7 @@ Check = Callable[[Evaluation], list[str]]
 
 def settings_of(ev: Evaluation) -> Settings:
     """The settings the stack was evaluated with (its stack file plus any overrides)."""
-    return parse_settings("ha-webapp", ev.stack, ev.config)
+    return parse_settings("ha-webapp", ev.stack, ev.config, ev.secret_keys)
 
 
 def _one(ev: Evaluation, type_token: str) -> Resource:
@@ -137,16 +151,24 @@ def rds_whitelist_is_app_subnets(ev: Evaluation) -> list[str]:
     return []
 
 
+def serving_listener(ev: Evaluation) -> Resource:
+    """The listener that forwards to the app servers (the other one, if any, only redirects)."""
+    found = [r for r in ev.of_type(LISTENER) if r.value("serverGroupId")]
+    assert len(found) == 1, f"expected one listener with a server group, found {[r.urn for r in found]}"
+    return found[0]
+
+
 def health_check_on_listener(ev: Evaluation) -> list[str]:
-    listener = _one(ev, LISTENER)
+    listener = serving_listener(ev)
     expected_path = settings_of(ev).app.health_check_path
+    https = settings_of(ev).https.certificate != "none"
     got = {
         k: listener.value(k)
         for k in ("protocol", "frontendPort", "healthCheck", "healthCheckUri", "healthCheckHttpCode")
     }
     want = {
-        "protocol": "http",
-        "frontendPort": 80,
+        "protocol": "https" if https else "http",
+        "frontendPort": 443 if https else 80,
         "healthCheck": "on",
         "healthCheckUri": expected_path,
         "healthCheckHttpCode": "http_2xx",
@@ -157,7 +179,7 @@ def health_check_on_listener(ev: Evaluation) -> list[str]:
 def all_servers_behind_slb(ev: Evaluation) -> list[str]:
     by_id = ev.by_id()
     slb = _one(ev, SLB)
-    listener = _one(ev, LISTENER)
+    listener = serving_listener(ev)
     group = by_id.get(listener.value("serverGroupId"))
     problems = []
     if group is None or group.type != SERVER_GROUP or by_id.get(group.value("loadBalancerId")) is not slb:
@@ -407,7 +429,8 @@ def exports_complete(ev: Evaluation) -> list[str]:
     if ev.secret_exports != {"db_password"}:
         problems.append(f"secret exports are {sorted(ev.secret_exports)}, expected only db_password")
     settings = settings_of(ev)
-    if settings.dns and ev.exports.get("url") != f"http://{settings.dns.sub_domain}.{settings.dns.domain}":
+    scheme = "http" if settings.https.certificate == "none" else "https"
+    if settings.dns and ev.exports.get("url") != f"{scheme}://{settings.dns.sub_domain}.{settings.dns.domain}":
         problems.append(f"url {ev.exports.get('url')} is not the stack's DNS name")
     if len(ev.exports.get("app_server_ids") or []) != len(ev.of_type(ECS)):
         problems.append("app_server_ids does not list every app server")
@@ -422,7 +445,7 @@ def _ids(ev: Evaluation) -> dict[str, str]:
 def rollout_zone_by_zone(ev: Evaluation) -> list[str]:
     """Zone after zone: a zone's servers wait for the previous zone's gate, which waits for its members' health."""
     by_urn, by_id, ids = ev.by_urn(), ev.by_id(), _ids(ev)
-    slb, listener = _one(ev, SLB), _one(ev, LISTENER)
+    slb, listener = _one(ev, SLB), serving_listener(ev)
     zone_of = _zone_of_vswitch(ev)
     member_of = {m.value("serverId"): m for m in ev.of_type(MEMBER)}
     problems: list[str] = []
@@ -438,7 +461,7 @@ def rollout_zone_by_zone(ev: Evaluation) -> list[str]:
         if by_id.get(gate.value("loadBalancerId")) is not slb or gate.value("listenerPort") != listener.value(
             "frontendPort"
         ):
-            problems.append(f"{gate.urn}: does not ask the stack's SLB about its HTTP listener")
+            problems.append(f"{gate.urn}: does not ask the stack's SLB about its serving listener")
         for server in servers:
             member = member_of.get(ids[server.urn])
             if member is None or member.urn not in gate.dependencies:
@@ -483,6 +506,105 @@ def image_change_replaces_servers(ev: Evaluation) -> list[str]:
     return problems
 
 
+MODERN_TLS = {"tls_cipher_policy_1_2", "tls_cipher_policy_1_2_strict", "tls_cipher_policy_1_2_strict_with_1_3"}
+
+
+def https_at_the_edge(ev: Evaluation) -> list[str]:
+    """With a certificate: HTTPS on 443 with it and a TLS 1.2+ policy, and 80 only redirects there. Without (an explicit
+    opt-out, never on prod): HTTP on 80 only, no certificate."""
+    settings = settings_of(ev)
+    listeners = {(r.value("protocol"), r.value("frontendPort")): r for r in ev.of_type(LISTENER)}
+    certificates = ev.of_type(SERVER_CERTIFICATE)
+    by_id = ev.by_id()
+    if settings.https.certificate == "none":
+        problems = [f"{ev.stack}: HTTP only, but on a stack that must serve HTTPS"] if ev.stack == "prod" else []
+        if set(listeners) != {("http", 80)} or certificates:
+            problems.append(f"{ev.stack}: opted out of HTTPS, expected only HTTP on 80, got {sorted(listeners)}")
+        return problems
+    https, http = listeners.get(("https", 443)), listeners.get(("http", 80))
+    problems = []
+    if set(listeners) != {("https", 443), ("http", 80)} or https is None or http is None:
+        return [f"{ev.stack}: expected HTTPS on 443 and HTTP on 80, got {sorted(listeners)}"]
+    if https.value("tlsCipherPolicy") not in MODERN_TLS or https.value("tlsCipherPolicy") != settings.https.tls_policy:
+        problems.append(
+            f"{https.urn}: TLS policy {https.value('tlsCipherPolicy')!r}, expected {settings.https.tls_policy}"
+        )
+    certificate = by_id.get(https.value("serverCertificateId"))
+    if certificate is None or certificate.type != SERVER_CERTIFICATE:
+        problems.append(f"{https.urn}: presents no server certificate of this stack")
+    elif settings.https.certificate == "cas" and (
+        certificate.value("alicloudCertificateId"),
+        certificate.value("alicloudCertificateName"),
+        certificate.value("alicloudCertificateRegionId"),
+    ) != (settings.https.cas_certificate_id, settings.https.cas_certificate_name, settings.https.cas_region):
+        problems.append(f"{certificate.urn}: is not the CAS certificate of ha-webapp:https")
+    elif settings.https.certificate == "uploaded" and not (
+        certificate.is_secret("serverCertificate") and certificate.is_secret("privateKey")
+    ):
+        problems.append(f"{certificate.urn}: the uploaded certificate and key must be secret inputs")
+    redirect = {k: http.value(k) for k in ("listenerForward", "forwardPort", "serverGroupId", "healthCheck")}
+    if redirect != {"listenerForward": "on", "forwardPort": 443, "serverGroupId": None, "healthCheck": None}:
+        problems.append(f"{http.urn}: must only redirect to 443 (listenerForward on, forwardPort 443), got {redirect}")
+    if not http.delete_before_replace:
+        problems.append(f"{http.urn}: replacing it on port 80 needs the old listener deleted first")
+    return problems
+
+
+# rule -> (namespace, metric) of its alarm.
+ALARM_METRICS = {
+    "unhealthyBackend": ("acs_slb_dashboard", "UnhealthyServerCount"),
+    "zoneUnhealthy": ("acs_slb_dashboard", "UnhealthyServerCount"),
+    "http5xx": ("acs_slb_dashboard", "InstanceStatusCode5xx"),
+    "rdsCpu": ("acs_rds_dashboard", "CpuUsage"),
+    "rdsStorage": ("acs_rds_dashboard", "DiskUsage"),
+    "rdsConnections": ("acs_rds_dashboard", "ConnectionUsage"),
+    "appCpu": ("acs_ecs_dashboard", "CPUUtilization"),
+}
+
+
+def alarms_reach_the_contacts(ev: Evaluation) -> list[str]:
+    """Every alarm the settings ask for exists, watches this stack's resources, and goes to the stack's contact group,
+    which holds every contact of the settings."""
+    settings = settings_of(ev)
+    by_id, problems = ev.by_id(), []
+    groups = ev.of_type(ALARM_GROUP)
+    if len(groups) != 1:
+        return [f"{ev.stack}: expected one alarm contact group, got {[g.urn for g in groups]}"]
+    group = groups[0]
+    wanted = {f"ha-webapp-{ev.stack}-{c.name}" for c in settings.alarms.contacts}
+    contacts = {c.value("alarmContactName"): c for c in ev.of_type(ALARM_CONTACT)}
+    if not wanted <= set(group.value("contacts") or []) or not wanted <= set(contacts):
+        problems.append(f"{group.urn}: contacts {group.value('contacts')}, expected {sorted(wanted)}")
+    for contact in settings.alarms.contacts:
+        resource = contacts.get(f"ha-webapp-{ev.stack}-{contact.name}")
+        if resource is not None and resource.value("channelsMail") != contact.email:
+            problems.append(f"{resource.urn}: mails {resource.value('channelsMail')}, expected {contact.email}")
+    watched = Counter((a.value("project"), a.value("metric")) for a in ev.of_type(ALARM))
+    expected = Counter(ALARM_METRICS[rule] for rule in settings.alarms.rules)
+    if watched != expected:
+        problems.append(
+            f"{ev.stack}: alarms watch {sorted(watched.elements())}, expected {sorted(expected.elements())}"
+        )
+    targets = {"acs_slb_dashboard": {SLB}, "acs_rds_dashboard": {RDS}, "acs_ecs_dashboard": {ECS}}
+    for alarm in ev.of_type(ALARM):
+        if alarm.value("contactGroups") != [group.value("alarmContactGroupName")]:
+            problems.append(f"{alarm.urn}: goes to {alarm.value('contactGroups')}, not the stack's contact group")
+        if alarm.value("silenceTime") != settings.alarms.silence_seconds or alarm.value("enabled") is not True:
+            problems.append(f"{alarm.urn}: must be enabled with the stack's silence period")
+        ids = [d.get("instanceId") for d in json.loads(str(alarm.value("metricDimensions") or "[]"))]
+        watched_types = {by_id[i].type for i in ids if i in by_id}
+        if not ids or len(watched_types) != 1 or watched_types != targets.get(str(alarm.value("project"))):
+            problems.append(f"{alarm.urn}: watches {ids}, not this stack's {alarm.value('project')} resources")
+        if alarm.value("metric") == "CPUUtilization" and sorted(ids) != sorted(
+            _ids(ev)[s.urn] for s in ev.of_type(ECS)
+        ):
+            problems.append(f"{alarm.urn}: does not watch every app server")
+        levels = [k for k in ("escalationsCritical", "escalationsWarn", "escalationsInfo") if alarm.value(k)]
+        if len(levels) != 1:
+            problems.append(f"{alarm.urn}: has escalation levels {levels}, expected exactly one")
+    return problems
+
+
 ALL: dict[str, Check] = {
     check.__name__: check
     for check in (
@@ -511,5 +633,7 @@ ALL: dict[str, Check] = {
         servers_read_only_their_secret,
         secret_parameter_needs_no_kms_instance,
         rds_requires_tls,
+        https_at_the_edge,
+        alarms_reach_the_contacts,
     )
 }

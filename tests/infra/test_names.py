@@ -76,6 +76,19 @@ RULES: dict[tuple[str, str], tuple[str, str]] = {
         r".{1,200}",
         "oos_secret_parameter.html.markdown (description)",
     ),
+    ("alicloud:slb/serverCertificate:ServerCertificate", "name"): (
+        r"[A-Za-z0-9/._-]{1,80}",
+        "CLB API UploadServerCertificate, ServerCertificateName (1-80 characters; the provider documents none)",
+    ),
+    ("alicloud:cms/alarmContact:AlarmContact", "alarmContactName"): (
+        f"{_CONSERVATIVE}{{1,39}}",
+        "cms_alarm_contact.html.markdown alarm_contact_name (2-40 characters; set undocumented: conservative)",
+    ),
+    ("alicloud:cms/alarmContactGroup:AlarmContactGroup", "alarmContactGroupName"): (
+        f"{_CONSERVATIVE}{{1,39}}",
+        "undocumented: conservative",
+    ),
+    ("alicloud:cms/alarm:Alarm", "name"): (f"{_CONSERVATIVE}{{1,63}}", "undocumented: conservative"),
 }
 # Inputs that name something checked elsewhere (the settings model) or refer to a resource created here.
 NOT_NAMES = {
@@ -86,6 +99,8 @@ NOT_NAMES = {
     ("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment", "roleName"),
     ("alicloud:ram/rolePolicyAttachment:RolePolicyAttachment", "policyName"),
     ("alicloud:ecs/ramRoleAttachment:RamRoleAttachment", "ramRoleName"),
+    # The CAS certificate's name, as CAS knows it (checked by the settings model).
+    ("alicloud:slb/serverCertificate:ServerCertificate", "alicloudCertificateName"),
 }
 _NAME_LIKE = re.compile(r"(?i)(name|description|remark)$")
 

@@ -126,3 +126,25 @@ def test_a_leaked_password_is_found(evaluations: dict[str, Evaluation]) -> None:
     assert [w for w in leaks(in_tags) if w.endswith("network-vpc.tags")]
     exported = ev.exports | {"url": f"http://app:{password}@example.com"}
     assert "export url" in leaks(Evaluation(ev.stack, ev.resources, exported, ev.secret_exports, []))
+
+
+def test_an_uploaded_key_and_a_webhook_token_stay_secret(tmp_path: Path) -> None:
+    """The PEM key and the webhook URL given as secrets appear nowhere in clear: inputs, user data, exports, the plan
+    text and JSON, the pictures."""
+    from plan import diagram, plan_of
+    from plan.text import Style, render
+    from plan.topology import topology
+    from tests.infra.test_stacks import PEM_KEY, WEBHOOK, uploaded_certificate
+
+    ev = uploaded_certificate("prod")
+    assert {PEM_KEY, WEBHOOK} <= generated_secrets(ev), "the scan must look for both"
+    assert leaks(ev) == []
+    plan = plan_of([ev], "ha-webapp")
+    token = WEBHOOK.rsplit("=", 1)[1]
+    for text in (render(plan, Style(False)), plan.model_dump_json(by_alias=True)):
+        assert "PRIVATE KEY" not in text and token not in text
+    for path in diagram.render(topology(ev), tmp_path, "ha-webapp"):
+        content = path.read_bytes()
+        assert b"PRIVATE KEY" not in content and token.encode() not in content
+    # And the scan would have noticed.
+    assert leaks(changed(ev, "network-vpc", {"tags": {"note": WEBHOOK}}))

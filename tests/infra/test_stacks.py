@@ -61,9 +61,14 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         "health-check-on-root",
         "prod",
         "health_check_on_listener",
-        lambda ev: changed(ev, "lb-http", {"healthCheckUri": "/"}),
+        lambda ev: changed(ev, "lb-https", {"healthCheckUri": "/"}),
     ),
-    ("health-check-off", "dev", "health_check_on_listener", lambda ev: changed(ev, "lb-http", {"healthCheck": "off"})),
+    (
+        "health-check-off",
+        "dev",
+        "health_check_on_listener",
+        lambda ev: changed(ev, "lb-https", {"healthCheck": "off"}),
+    ),
     ("server-not-a-member", "prod", "all_servers_behind_slb", lambda ev: without(ev, "app-a2-member")),
     (
         "group-lists-servers",
@@ -288,7 +293,8 @@ BROKEN += [
         "gate-asks-another-listener",
         "dev",
         "rollout_zone_by_zone",
-        lambda ev: changed(ev, "app-b-healthy", {"listenerPort": 443}),
+        # The HTTP listener only redirects: its backends' health says nothing.
+        lambda ev: changed(ev, "app-b-healthy", {"listenerPort": 80}),
     ),
     (
         "membership-removed-first",
@@ -313,6 +319,75 @@ BROKEN += [
         "prod",
         "image_change_replaces_servers",
         lambda ev: changed(ev, "app-b1", {"deletionProtection": True}),
+    ),
+]
+
+
+BROKEN += [
+    ("no-redirect", "prod", "https_at_the_edge", lambda ev: changed(ev, "lb-http", {"listenerForward": None})),
+    (
+        "redirect-elsewhere",
+        "dev",
+        "https_at_the_edge",
+        lambda ev: changed(ev, "lb-http", {"forwardPort": 8443}),
+    ),
+    (
+        "tls-1.0-allowed",
+        "prod",
+        "https_at_the_edge",
+        lambda ev: changed(ev, "lb-https", {"tlsCipherPolicy": "tls_cipher_policy_1_0"}),
+    ),
+    (
+        "tls-policy-default",
+        "preprod",
+        "https_at_the_edge",
+        lambda ev: changed(ev, "lb-https", {"tlsCipherPolicy": None}),
+    ),
+    ("no-certificate", "prod", "https_at_the_edge", lambda ev: without(ev, "lb-certificate")),
+    (
+        "other-cas-certificate",
+        "dev",
+        "https_at_the_edge",
+        lambda ev: changed(ev, "lb-certificate", {"alicloudCertificateId": "1"}),
+    ),
+    ("no-https-listener", "prod", "https_at_the_edge", lambda ev: without(ev, "lb-https")),
+    (
+        "redirect-replaced-in-place",
+        "dev",
+        "https_at_the_edge",
+        lambda ev: changed(ev, "lb-http", delete_before_replace=False),
+    ),
+    ("rds-cpu-alarm-removed", "prod", "alarms_reach_the_contacts", lambda ev: without(ev, "alarms-rds-cpu")),
+    ("zone-alarm-removed", "dev", "alarms_reach_the_contacts", lambda ev: without(ev, "alarms-zone-unhealthy")),
+    (
+        "alarm-to-nobody",
+        "prod",
+        "alarms_reach_the_contacts",
+        lambda ev: changed(ev, "alarms-http-5xx", {"contactGroups": ["someone-elses-group"]}),
+    ),
+    (
+        "alarm-on-another-instance",
+        "preprod",
+        "alarms_reach_the_contacts",
+        lambda ev: changed(ev, "alarms-rds-storage", {"metricDimensions": '[{"instanceId": "lb-slb-id"}]'}),
+    ),
+    (
+        "app-cpu-misses-a-server",
+        "prod",
+        "alarms_reach_the_contacts",
+        lambda ev: changed(ev, "alarms-app-cpu", {"metricDimensions": '[{"instanceId": "app-a1-id"}]'}),
+    ),
+    (
+        "contact-missing-from-group",
+        "prod",
+        "alarms_reach_the_contacts",
+        lambda ev: changed(ev, "alarms-group", {"contacts": ["ha-webapp-prod-oncall"]}),
+    ),
+    (
+        "alarm-disabled",
+        "dev",
+        "alarms_reach_the_contacts",
+        lambda ev: changed(ev, "alarms-app-cpu", {"enabled": False}),
     ),
 ]
 
@@ -404,3 +479,57 @@ def test_ssh_opens_only_to_a_configured_admin_network(evaluations: dict[str, Eva
     )
     assert ssh_sources(with_admin) == ["203.0.113.0/24"]
     assert invariants.no_ingress_from_anywhere(with_admin) == []
+
+
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBofflinetestcertificate\n-----END CERTIFICATE-----\n"
+PEM_KEY = (
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0\n-----END PRIVATE KEY-----\n"  # pragma: allowlist secret
+)
+WEBHOOK = (
+    "https://oapi.dingtalk.com/robot/send?access_token=0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # pragma: allowlist secret
+)
+
+
+def https_settings(stack: str, **changes: Any) -> str:
+    return json.dumps({**json.loads(stack_config(stack)[0]["ha-webapp:https"]), **changes})
+
+
+def uploaded_certificate(stack: str) -> Evaluation:
+    """The stack with a PEM certificate and key uploaded from secrets, and an alarm webhook given as a secret."""
+    cas = {"casCertificateId": None, "casCertificateName": None, "casRegion": None}
+    https = {k: v for k, v in json.loads(https_settings(stack, certificate="uploaded", **cas)).items() if v is not None}
+    return evaluate(
+        stack,
+        overrides={"ha-webapp:https": json.dumps(https)},
+        secrets={
+            "ha-webapp:httpsCertificate": PEM_CERTIFICATE,
+            "ha-webapp:httpsPrivateKey": PEM_KEY,
+            "ha-webapp:alarmWebhookUrl": WEBHOOK,
+        },
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_an_uploaded_certificate_and_a_webhook_hold_every_invariant(stack: str) -> None:
+    ev = uploaded_certificate(stack)
+    violations = [v for check in invariants.ALL.values() for v in check(ev)]
+    assert violations == []
+    (certificate,) = ev.of_type(invariants.SERVER_CERTIFICATE)
+    assert certificate.is_secret("privateKey") and certificate.is_secret("serverCertificate")
+    (webhook,) = [c for c in ev.of_type(invariants.ALARM_CONTACT) if c.value("channelsDingWebHook")]
+    assert webhook.is_secret("channelsDingWebHook")
+    assert f"ha-webapp-{stack}-webhook" in next(iter(ev.of_type(invariants.ALARM_GROUP))).value("contacts")
+
+
+def test_a_stack_that_opts_out_serves_http_only() -> None:
+    ev = evaluate("dev", overrides={"ha-webapp:https": json.dumps({"certificate": "none"})})
+    assert invariants.https_at_the_edge(ev) == []
+    assert ev.exports["url"] == "http://dev.my-sample-domain.xyz"
+    (listener,) = ev.of_type(invariants.LISTENER)
+    assert (listener.value("protocol"), listener.value("frontendPort"), listener.value("listenerForward")) == (
+        "http",
+        80,
+        "off",
+    )
+    # The release gates ask the listener that serves: 80 here, 443 with HTTPS.
+    assert {g.value("listenerPort") for g in ev.of_type(invariants.HEALTH_GATE)} == {80}

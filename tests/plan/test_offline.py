@@ -62,7 +62,7 @@ def test_invalid_settings_stop_the_program_before_any_resource(registrations: li
 
 def test_preview_leaves_cloud_computed_values_unknown() -> None:
     ev = offline.evaluate("dev", preview=True)
-    assert ev.exports["db_host"] is None and ev.exports["url"] == "http://dev.my-sample-domain.xyz"
+    assert ev.exports["db_host"] is None and ev.exports["url"] == "https://dev.my-sample-domain.xyz"
     (parameter,) = ev.of_type("alicloud:oos/secretParameter:SecretParameter")
     assert parameter.is_secret("value")
     assert ev.unknown_exports == {"db_host", "db_port", "eip_address", "slb_id", "vpc_id", "vswitch_ids"} | {

@@ -51,7 +51,12 @@ def test_tree_shows_what_a_reviewer_checks(previews: dict[str, Evaluation]) -> N
         "value                [secret] <- database-password",
         "+ pulumi-python:dynamic/slb:HealthGate  app-a-healthy",
         "healthCheckUri          /health",
-        "frontendPort            80",
+        "frontendPort            443",
+        "tlsCipherPolicy         tls_cipher_policy_1_2_strict",
+        "listenerForward  on",
+        "Entry: HTTPS on 443 (tls_cipher_policy_1_2_strict, certificate cas); HTTP on 80 redirects to HTTPS",
+        "    ha-webapp-prod-rds-cpu  acs_rds_dashboard CpuUsage Average > 80 for 3 periods of 300 s [critical]",
+        "  prod: HTTPS on 443 (tls_cipher_policy_1_2_strict, certificate cas); HTTP on 80 redirects to HTTPS",
         "alicloud:rds/instance:Instance  database-rds  [protected]",
         "zoneIdSlaveA           cn-hangzhou-i",
         "masterZoneId      cn-hangzhou-h",
@@ -62,7 +67,7 @@ def test_tree_shows_what_a_reviewer_checks(previews: dict[str, Evaluation]) -> N
     for output in (
         r"db_password +\[secret\]",
         r"eip_address +\(known after deploy\)",
-        r"url +http://www\.my-sample-domain\.xyz",
+        r"url +https://www\.my-sample-domain\.xyz",
     ):
         assert re.search(rf"^    {output}$", text, re.MULTILINE), output
     # Not every input: tags and descriptions are in the JSON plan only.
@@ -78,7 +83,8 @@ def test_children_follow_their_parent_in_creation_order(previews: dict[str, Eval
         ("network-vpc", "network-vsw-a"),
         ("network-sg", "network-sg-app-from-slb"),
         ("lb-slb", "lb-servers"),
-        ("lb-servers", "lb-http"),
+        ("lb-servers", "lb-https"),
+        ("lb-https", "lb-http"),
         ("database-rds", "database-db"),
         ("app-a1", "app-a1-member"),
     ]:

@@ -123,11 +123,17 @@ BROKEN: list[tuple[str, str, Breaker, set[str], str]] = [
     (
         "listener-without-group",
         "prod",
-        lambda ev: relinked(ev, "lb-http", "serverGroupId"),
+        lambda ev: relinked(ev, "lb-https", "serverGroupId"),
         {ZONE_A, ZONE_B},
-        "lb-http: forwards to no server group",
+        "lb-http, lb-https: forwards to no server group",
     ),
-    ("no-listener", "dev", lambda ev: without(ev, "lb-http"), {ZONE_A, ZONE_B}, "lb-slb: no listener forwards traffic"),
+    (
+        "no-listener",
+        "dev",
+        lambda ev: without(without(ev, "lb-http"), "lb-https"),
+        {ZONE_A, ZONE_B},
+        "lb-slb: no listener forwards traffic",
+    ),
     (
         "eip-on-an-ecs",
         "prod",

@@ -25,7 +25,7 @@ from pulumi_policy.proxy import unknown_checking_proxy
 from plan.offline import Evaluation
 from policy import policies, sdk_facts
 from tests.conftest import STACKS
-from tests.mutations import changed
+from tests.mutations import changed, without
 
 Policy = ResourceValidationPolicy | StackValidationPolicy
 
@@ -81,6 +81,7 @@ def password_of(ev: Evaluation) -> str:
     return str(next(r for r in ev.resources if r.name == "database-account").value("accountPassword"))
 
 
+OFFLINE_KEY = "-----BEGIN PRIVATE KEY-----offline"  # pragma: allowlist secret
 Breaker = Callable[[Evaluation], Evaluation]
 VIOLATIONS: list[tuple[str, str, str, Breaker, str]] = [
     # (case, stack, policy name, how the stack is broken, what the violation says)
@@ -201,6 +202,60 @@ VIOLATIONS: list[tuple[str, str, str, Breaker, str]] = [
         lambda ev: changed(ev, "lb-slb", type="alicloud:slb/loadBalancer:LoadBalancer"),
         "is deprecated",
     ),
+    (
+        "tls-1.0",
+        "dev",
+        "https-modern-tls",
+        lambda ev: changed(ev, "lb-https", {"tlsCipherPolicy": "tls_cipher_policy_1_0"}),
+        "allows TLS before 1.2",
+    ),
+    (
+        "tls-policy-unset",
+        "preprod",
+        "https-modern-tls",
+        lambda ev: changed(ev, "lb-https", {"tlsCipherPolicy": None}),
+        "allows TLS before 1.2",
+    ),
+    ("prod-without-https", "prod", "https-required", lambda ev: without(ev, "lb-https"), "no HTTPS listener"),
+    (
+        "prod-http-not-redirected",
+        "prod",
+        "https-required",
+        lambda ev: changed(ev, "lb-http", {"listenerForward": "off"}),
+        "HTTP must redirect",
+    ),
+    (
+        "prod-https-without-certificate",
+        "prod",
+        "https-required",
+        lambda ev: changed(ev, "lb-https", {"serverCertificateId": None}, property_dependencies={}),
+        "without a server certificate",
+    ),
+    (
+        "prod-without-rds-storage-alarm",
+        "prod",
+        "alarms-watch-the-stack",
+        lambda ev: without(ev, "alarms-rds-storage"),
+        "acs_rds_dashboard DiskUsage",
+    ),
+    (
+        "prod-5xx-alarm-to-nobody",
+        "prod",
+        "alarms-watch-the-stack",
+        lambda ev: changed(ev, "alarms-http-5xx", {"contactGroups": []}),
+        "InstanceStatusCode5xx",
+    ),
+    (
+        "key-in-a-tag",
+        "dev",
+        "no-plaintext-passwords",
+        lambda ev: changed(
+            changed(ev, "lb-certificate", {"privateKey": OFFLINE_KEY}),
+            "network-vpc",
+            {"tags": {"project": "ha-webapp", "note": OFFLINE_KEY}},
+        ),
+        "network-vpc.tags contains the password of lb-certificate.privateKey",
+    ),
     ("untagged-vpc", "preprod", "required-tags", lambda ev: changed(ev, "network-vpc", {"tags": None}), "lack"),
     (
         "tag-names-another-stack",
@@ -230,6 +285,12 @@ def test_every_rule_reports_its_violation(
 def test_only_prod_is_held_to_deletion_protection(evaluations: dict[str, Evaluation]) -> None:
     unprotected = changed(evaluations["dev"], "database-rds", {"deletionProtection": False}, protect=False)
     assert violations(policies.prod_deletion_protection, unprotected) == []
+
+
+def test_only_the_https_stacks_must_serve_https(evaluations: dict[str, Evaluation]) -> None:
+    http_only = without(changed(evaluations["dev"], "lb-http", {"listenerForward": "off"}), "lb-https")
+    assert violations(policies.https_required, http_only) == []
+    assert violations(policies.alarms_watch_the_stack, without(evaluations["dev"], "alarms-rds-cpu")) == []
 
 
 def test_enforcement_is_chosen_per_rule() -> None:
