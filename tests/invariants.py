@@ -76,6 +76,7 @@ EXPORTS = {
     "db_password",
     "db_password_parameter",
     "replacement_pins",
+    "health_check_pins",
 }
 
 Check = Callable[[Evaluation], list[str]]
@@ -151,7 +152,12 @@ def health_check_on_listener(ev: Evaluation) -> list[str]:
         "healthCheckUri": expected_path,
         "healthCheckHttpCode": "http_2xx",
     }
-    return [] if got == want else [f"{listener.urn}: expected {want}, got {got}"]
+    problems = [] if got == want else [f"{listener.urn}: expected {want}, got {got}"]
+    # Each server is checked on the port it joined with; a pinned port would change in place, ahead of the servers,
+    # when the app port changes (infra/load_balancer.py).
+    if listener.value("healthCheckConnectPort") is not None:
+        problems.append(f"{listener.urn}: healthCheckConnectPort {listener.value('healthCheckConnectPort')} is pinned")
+    return problems
 
 
 def all_servers_behind_slb(ev: Evaluation) -> list[str]:

@@ -64,6 +64,12 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         lambda ev: changed(ev, "lb-http", {"healthCheckUri": "/"}),
     ),
     ("health-check-off", "dev", "health_check_on_listener", lambda ev: changed(ev, "lb-http", {"healthCheck": "off"})),
+    (
+        "health-check-port-pinned",
+        "prod",
+        "health_check_on_listener",
+        lambda ev: changed(ev, "lb-http", {"healthCheckConnectPort": 8080}),
+    ),
     ("server-not-a-member", "prod", "all_servers_behind_slb", lambda ev: without(ev, "app-a2-member")),
     (
         "group-lists-servers",
