@@ -388,6 +388,23 @@ def secret_parameter_needs_no_kms_instance(ev: Evaluation) -> list[str]:
     return problems
 
 
+def password_parameter_deletion_is_guarded(ev: Evaluation) -> list[str]:
+    """A KMS secret is deleted with a recovery window unless told otherwise; an OOS encrypted parameter has none:
+    DeleteSecretParameter takes only the name and region (provider@81c43b6 resource_alicloud_oos_secret_parameter.go
+    l.280-315; alibabacloud-oos20190601 3.7.0 DeleteSecretParameterRequest), and OOS has no call to restore one. So
+    what stands in for the window is that nothing deletes the parameter by accident: Pulumi `protect` on protected
+    stacks (a destroy stops there), and a replacement that creates the new parameter (under a new name) before the
+    old one is deleted, so that no server ever boots while no password parameter exists."""
+    parameter = _one(ev, OOS_PARAMETER)
+    protected = ev.stack in PROTECTED_STACKS
+    problems = []
+    if parameter.protect != protected:
+        problems.append(f"{parameter.urn}: Pulumi protect is {parameter.protect}, expected {protected}")
+    if parameter.delete_before_replace:
+        problems.append(f"{parameter.urn}: a replacement would delete the only copy of the password first")
+    return problems
+
+
 def rds_requires_tls(ev: Evaluation) -> list[str]:
     """TLS on and forced through the SSL call (force_encryption=1), not the require_secure_transport parameter, which
     the provider applies before SSL is open (resource_alicloud_db_instance.go@81c43b6, l.766 before l.1544)."""
@@ -516,6 +533,7 @@ ALL: dict[str, Check] = {
         user_data_holds_no_secret,
         servers_read_only_their_secret,
         secret_parameter_needs_no_kms_instance,
+        password_parameter_deletion_is_guarded,
         rds_requires_tls,
     )
 }

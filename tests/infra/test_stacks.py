@@ -260,6 +260,19 @@ BROKEN += [
         "secret_parameter_needs_no_kms_instance",
         lambda ev: changed(ev, "database-password-parameter", {"secretParameterName": "ha-webapp-prod-db-password"}),
     ),
+    # OOS deletes an encrypted parameter at once, with no recovery window: only protect and the order guard it.
+    (
+        "prod-parameter-unprotected",
+        "prod",
+        "password_parameter_deletion_is_guarded",
+        lambda ev: changed(ev, "database-password-parameter", protect=False),
+    ),
+    (
+        "parameter-deleted-before-its-replacement",
+        "dev",
+        "password_parameter_deletion_is_guarded",
+        lambda ev: changed(ev, "database-password-parameter", delete_before_replace=True),
+    ),
     ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"forceEncryption": 0})),
     (
         "rds-tls-by-parameter",
