@@ -423,3 +423,17 @@ def test_ssh_opens_only_to_a_configured_admin_network(evaluations: dict[str, Eva
     )
     assert ssh_sources(with_admin) == ["203.0.113.0/24"]
     assert invariants.no_ingress_from_anywhere(with_admin) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_database_is_utf8mb4(evaluations: dict[str, Evaluation], stack: str) -> None:
+    """Pinned on purpose against the provider doc's note "utf8mb4 only supports versions 5.5 and 5.6"
+    (terraform-provider-alicloud@81c43b6 website/docs/r/db_database.html.markdown l.93), which is stale: the RDS API
+    reference of CreateDatabase (alibabacloud.com/help/en/rds/developer-reference/api-rds-2014-08-15-createdatabase) and
+    ROS's ALIYUN::RDS::Database list utf8, gbk, latin1 and utf8mb4 for MySQL with no version limit, the provider sends
+    CharacterSetName as given (resource_alicloud_db_database.go l.58-80, l.111-113: no validation), and utf8mb4 is
+    MySQL 8.0's own default. character_set is ForceNew: "fixing" it to utf8 would replace the database and its data."""
+    (database,) = evaluations[stack].of_type(invariants.RDS_DATABASE)
+    (instance,) = evaluations[stack].of_type(invariants.RDS)
+    assert (instance.value("engine"), instance.value("engineVersion")) == ("MySQL", "8.0")
+    assert database.value("characterSet") == "utf8mb4", database.urn
