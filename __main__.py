@@ -26,7 +26,9 @@ from infra import (
 )
 
 settings = load_settings()  # raises with every problem listed before any resource is registered
-guard.check(settings)  # on a protected stack, refuses changes that would replace the network or the database
+# Refuses, before anything is created, a change that would replace the network or database of a protected stack, or
+# switch the health check of a deployed stack ahead of its servers.
+guard.check(settings)
 zone_a, zone_b = settings.network.zones
 
 network = Network(
@@ -71,7 +73,6 @@ load_balancer = LoadBalancer(
         vswitch_id=network.vswitch_ids["a"],
         master_zone_id=zone_a.id,
         standby_zone_id=zone_b.id,
-        app_port=settings.app.port,
         health_check_path=settings.app.health_check_path,
         eip_bandwidth_mbps=settings.load_balancer.eip_bandwidth_mbps,
         protect=settings.protect,
@@ -159,3 +160,4 @@ pulumi.export("db_user", database.user)
 pulumi.export("db_password", database.password)
 pulumi.export("db_password_parameter", database.password_parameter_name)
 pulumi.export(guard.PINS_OUTPUT, guard.pins(settings))
+pulumi.export(guard.HEALTH_CHECK_OUTPUT, guard.health_check_pins(settings))

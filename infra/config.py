@@ -327,6 +327,9 @@ class Settings(_Section):
     protect: bool = False
     # ...unless this is set, on purpose, for the one update that makes such a change.
     allow_replacement: bool = False
+    # On any deployed stack a new health-check path is refused (infra/guard.py), unless this is set for the one update
+    # that makes it, once the servers in service answer the new path too.
+    allow_health_check_change: bool = False
 
     @property
     def name_prefix(self) -> str:
@@ -350,6 +353,7 @@ _KEYS: dict[str, bool] = {
     "alarms": True,
     "protect": False,
     "allowReplacement": False,
+    "allowHealthCheckChange": False,
 }
 
 
@@ -442,7 +446,7 @@ def parse_settings(project: str, stack: str, config: Mapping[str, str], secret_k
             known = ", ".join(prefix + k for k in [*_KEYS, *SECRET_KEYS])
             problems.append(Problem(full_key, f"unknown key (known keys: {known})"))
             continue
-        if key in ("protect", "allowReplacement"):
+        if key in ("protect", "allowReplacement", "allowHealthCheckChange"):
             if value not in _BOOLEANS:
                 problems.append(Problem(full_key, f"input should be a valid boolean (true or false), got {value!r}"))
                 continue

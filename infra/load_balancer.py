@@ -41,7 +41,7 @@ class LoadBalancerArgs:
     vswitch_id: pulumi.Input[str]
     master_zone_id: str
     standby_zone_id: str
-    app_port: int
+    # Switched in place on the listener ahead of any new server: infra/guard.py refuses a change on a deployed stack.
     health_check_path: str
     eip_bandwidth_mbps: int
     # Provider-side deletion protection plus Pulumi `protect` on the SLB and the EIP (the address DNS points at).
@@ -94,10 +94,15 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
         # The health check of whichever listener forwards to the app servers; the same in meaning with or without HTTPS.
+        # No health_check_connect_port: the check goes to each server on the port it joined the group with (CLB's
+        # default, "the port of the backend server is used"; the provider sends HealthCheckConnectPort only when set:
+        # terraform-provider-alicloud@81c43b6 resource_alicloud_slb_listener.go l.670-675, l.937-939). So a new app port
+        # never touches the listener: new servers join on the new port and are checked there, old ones keep theirs
+        # until they leave. A pinned port here would switch in place at the start of `pulumi up`, before any new
+        # server exists, and fail every old server in both zones.
         health_check: dict[str, Any] = {
             "health_check": "on",
             "health_check_uri": args.health_check_path,
-            "health_check_connect_port": args.app_port,
             "health_check_http_code": "http_2xx",
             "health_check_interval": 2,
             "health_check_timeout": 5,

@@ -178,6 +178,37 @@ servers_private = ResourceValidationPolicy(
 )
 
 
+# What launches an ECS instance and carries its metadata options, each with the SDK 4.0.0 input `http_tokens`
+# (pulumi_alicloud/ecs/instance.py, ecs_launch_template.py, launch_template.py; provider docs/r/instance: "required:
+# forcefully uses the security-enhanced mode (IMDSv2)", default "optional").
+METADATA_OPTION_HOLDERS = (
+    ECS,
+    "alicloud:ecs/ecsLaunchTemplate:EcsLaunchTemplate",
+    "alicloud:ecs/launchTemplate:LaunchTemplate",
+)
+
+
+def _metadata_token_required(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in METADATA_OPTION_HOLDERS:
+        return
+    tokens = args.props.get("httpTokens")
+    if tokens != "required":
+        report(
+            f"httpTokens is {tokens!r}; expected 'required' (metadata only with a session token): in the default "
+            "'optional' mode one forged request from the app reads the server's RAM role credentials",
+            None,
+        )
+
+
+metadata_token_required = ResourceValidationPolicy(
+    name="ecs-metadata-token-required",
+    description="ECS instances (and launch templates) answer instance metadata only with a session token (IMDSv2).",
+    # Mandatory: the servers' RAM role reads the database password; its credentials are on the metadata service.
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_metadata_token_required,
+)
+
+
 def _rds_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != RDS:
         return
@@ -385,6 +416,7 @@ ALL = [
     rds_multi_zone,
     no_internet_ingress,
     servers_private,
+    metadata_token_required,
     rds_not_public,
     no_plaintext_passwords,
     prod_deletion_protection,

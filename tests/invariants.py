@@ -90,6 +90,7 @@ EXPORTS = {
     "db_password",
     "db_password_parameter",
     "replacement_pins",
+    "health_check_pins",
 }
 
 Check = Callable[[Evaluation], list[str]]
@@ -173,7 +174,12 @@ def health_check_on_listener(ev: Evaluation) -> list[str]:
         "healthCheckUri": expected_path,
         "healthCheckHttpCode": "http_2xx",
     }
-    return [] if got == want else [f"{listener.urn}: expected {want}, got {got}"]
+    problems = [] if got == want else [f"{listener.urn}: expected {want}, got {got}"]
+    # Each server is checked on the port it joined with; a pinned port would change in place, ahead of the servers,
+    # when the app port changes (infra/load_balancer.py).
+    if listener.value("healthCheckConnectPort") is not None:
+        problems.append(f"{listener.urn}: healthCheckConnectPort {listener.value('healthCheckConnectPort')} is pinned")
+    return problems
 
 
 def all_servers_behind_slb(ev: Evaluation) -> list[str]:
@@ -401,6 +407,23 @@ def secret_parameter_needs_no_kms_instance(ev: Evaluation) -> list[str]:
     name = str(parameter.value("secretParameterName"))
     if not re.fullmatch(rf"ha-webapp-{ev.stack}-db-password-[a-z0-9]{{6}}", name):
         problems.append(f"{parameter.urn}: name {name!r} has no per-creation suffix")
+    return problems
+
+
+def password_parameter_deletion_is_guarded(ev: Evaluation) -> list[str]:
+    """A KMS secret is deleted with a recovery window unless told otherwise; an OOS encrypted parameter has none:
+    DeleteSecretParameter takes only the name and region (provider@81c43b6 resource_alicloud_oos_secret_parameter.go
+    l.280-315; alibabacloud-oos20190601 3.7.0 DeleteSecretParameterRequest), and OOS has no call to restore one. So
+    what stands in for the window is that nothing deletes the parameter by accident: Pulumi `protect` on protected
+    stacks (a destroy stops there), and a replacement that creates the new parameter (under a new name) before the
+    old one is deleted, so that no server ever boots while no password parameter exists."""
+    parameter = _one(ev, OOS_PARAMETER)
+    protected = ev.stack in PROTECTED_STACKS
+    problems = []
+    if parameter.protect != protected:
+        problems.append(f"{parameter.urn}: Pulumi protect is {parameter.protect}, expected {protected}")
+    if parameter.delete_before_replace:
+        problems.append(f"{parameter.urn}: a replacement would delete the only copy of the password first")
     return problems
 
 
@@ -632,6 +655,7 @@ ALL: dict[str, Check] = {
         user_data_holds_no_secret,
         servers_read_only_their_secret,
         secret_parameter_needs_no_kms_instance,
+        password_parameter_deletion_is_guarded,
         rds_requires_tls,
         https_at_the_edge,
         alarms_reach_the_contacts,

@@ -143,6 +143,7 @@ BAD = [
     ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
     ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
     ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),
+    ("allow-health-check-change-not-bool", {"ha-webapp:allowHealthCheckChange": "1"}, "allowHealthCheck", "boolean"),
     # The app runs as an unprivileged user: no port below 1024, and never SSH's.
     ("port-privileged", {"ha-webapp:app.port": 80}, "ha-webapp:app.port", "1024"),
     ("port-just-below-1024", {"ha-webapp:app.port": 1023}, "ha-webapp:app.port", "1024"),

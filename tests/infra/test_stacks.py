@@ -69,6 +69,12 @@ BROKEN: list[tuple[str, str, str, Breaker]] = [
         "health_check_on_listener",
         lambda ev: changed(ev, "lb-https", {"healthCheck": "off"}),
     ),
+    (
+        "health-check-port-pinned",
+        "prod",
+        "health_check_on_listener",
+        lambda ev: changed(ev, "lb-https", {"healthCheckConnectPort": 8080}),
+    ),
     ("server-not-a-member", "prod", "all_servers_behind_slb", lambda ev: without(ev, "app-a2-member")),
     (
         "group-lists-servers",
@@ -258,6 +264,19 @@ BROKEN += [
         "prod",
         "secret_parameter_needs_no_kms_instance",
         lambda ev: changed(ev, "database-password-parameter", {"secretParameterName": "ha-webapp-prod-db-password"}),
+    ),
+    # OOS deletes an encrypted parameter at once, with no recovery window: only protect and the order guard it.
+    (
+        "prod-parameter-unprotected",
+        "prod",
+        "password_parameter_deletion_is_guarded",
+        lambda ev: changed(ev, "database-password-parameter", protect=False),
+    ),
+    (
+        "parameter-deleted-before-its-replacement",
+        "dev",
+        "password_parameter_deletion_is_guarded",
+        lambda ev: changed(ev, "database-password-parameter", delete_before_replace=True),
     ),
     ("rds-tls-optional", "prod", "rds_requires_tls", lambda ev: changed(ev, "database-rds", {"forceEncryption": 0})),
     (
@@ -533,3 +552,17 @@ def test_a_stack_that_opts_out_serves_http_only() -> None:
     )
     # The release gates ask the listener that serves: 80 here, 443 with HTTPS.
     assert {g.value("listenerPort") for g in ev.of_type(invariants.HEALTH_GATE)} == {80}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_database_is_utf8mb4(evaluations: dict[str, Evaluation], stack: str) -> None:
+    """Pinned on purpose against the provider doc's note "utf8mb4 only supports versions 5.5 and 5.6"
+    (terraform-provider-alicloud@81c43b6 website/docs/r/db_database.html.markdown l.93), which is stale: the RDS API
+    reference of CreateDatabase (alibabacloud.com/help/en/rds/developer-reference/api-rds-2014-08-15-createdatabase) and
+    ROS's ALIYUN::RDS::Database list utf8, gbk, latin1 and utf8mb4 for MySQL with no version limit, the provider sends
+    CharacterSetName as given (resource_alicloud_db_database.go l.58-80, l.111-113: no validation), and utf8mb4 is
+    MySQL 8.0's own default. character_set is ForceNew: "fixing" it to utf8 would replace the database and its data."""
+    (database,) = evaluations[stack].of_type(invariants.RDS_DATABASE)
+    (instance,) = evaluations[stack].of_type(invariants.RDS)
+    assert (instance.value("engine"), instance.value("engineVersion")) == ("MySQL", "8.0")
+    assert database.value("characterSet") == "utf8mb4", database.urn

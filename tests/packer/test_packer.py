@@ -161,6 +161,22 @@ def test_template_holds_no_credentials() -> None:
         assert not re.search(rf"^\s*{attribute}\s*=", text, re.MULTILINE), attribute
 
 
+def test_packer_1_6_6_builder_cannot_require_a_metadata_token(template: Path, artifact: Path) -> None:
+    """A tripwire (docs/images.md): when the builder accepts token mode, set it on the build server and drop this."""
+    _replace(
+        'ssh_username                = "root"', 'ssh_username                = "root"\n  http_tokens = "required"'
+    )(template)
+    result = packer("validate", *_vars(artifact), str(template))
+    assert result.returncode != 0 and 'argument named "http_tokens"' in result.stdout + result.stderr
+
+
+def test_build_server_gets_no_role_and_no_user_data() -> None:
+    """The build server's metadata answers without a token (above), so it must hold no credential or secret."""
+    text = "\n".join(p.read_text() for p in sorted(PACKER_DIR.rglob("*.hcl")))
+    for attribute in ("ecs_ram_role_name", "user_data", "user_data_file"):
+        assert not re.search(rf"^\s*{attribute}\s*=", text, re.MULTILINE), attribute
+
+
 # --- provisioning ---------------------------------------------------------------------------------------------------
 
 

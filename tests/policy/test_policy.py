@@ -154,6 +154,20 @@ VIOLATIONS: list[tuple[str, str, str, Breaker, str]] = [
         "no public address",
     ),
     (
+        "metadata-without-token",
+        "prod",
+        "ecs-metadata-token-required",
+        lambda ev: changed(ev, "app-b2", {"httpTokens": None}),
+        "httpTokens is None",
+    ),
+    (
+        "metadata-token-optional",
+        "dev",
+        "ecs-metadata-token-required",
+        lambda ev: changed(ev, "app-a1", {"httpTokens": "optional"}),
+        "expected 'required'",
+    ),
+    (
         "rds-open-to-internet",
         "prod",
         "rds-private-whitelist",
