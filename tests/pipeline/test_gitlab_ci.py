@@ -297,6 +297,9 @@ if sys.argv[1:2] == ["preview"]:
     if os.environ.get("FAKE_PULUMI_PREVIEW_FAILS"):
         print("error: preview failed: a policy violation, as the real CLI would report it")
         sys.exit(1)
+if sys.argv[1:2] == ["up"] and os.environ.get("FAKE_PULUMI_UP_FAILS"):
+    print("error: the health gate of zone A timed out: 0 of 2 servers healthy")
+    sys.exit(255)
 """
 
 FAKE_PACKER = """#!{python}
@@ -353,13 +356,18 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
     artifact = tools / "app.jar"
     artifact.write_bytes(b"PK\x03\x04 not really a jar")
 
-    # The state bucket with the image catalog: images built on master for commits A and C.
+    # The state bucket with the image catalog: images built on master for commits A and C; dev deployed A then C,
+    # preprod deployed A (the records `image_handoff record` writes after each successful deploy).
     s3 = catalog_client(s3_server)
     s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
     for name, image, version in (("A", IMAGE_A, "1.0.0"), ("C", IMAGE_C, "1.1.0")):
         sha = ci_repo.commits[name]
         entry = {"commit": sha, "version": version, "images": {"cn-hangzhou": image}, "built_at": "2026-01-01T00:00Z"}
         s3.put_object(Bucket=STATE_BUCKET, Key=f"images/{sha}.json", Body=json.dumps(entry).encode())
+    for stack, sequence, name in (("dev", 1, "A"), ("dev", 2, "C"), ("preprod", 1, "A")):
+        sha = ci_repo.commits[name]
+        key = f"deployments/{stack}/{sequence:08d}.{sha}.{sha}.json"
+        s3.put_object(Bucket=STATE_BUCKET, Key=key, Body=json.dumps({"stack": stack, "commit": sha}).encode())
 
     fake = FakeSts(trusted_token=JOB_OIDC_TOKEN, role_arn=ROLE_ARN, provider_arn=PROVIDER_ARN)
     with serve(fake):
@@ -419,6 +427,23 @@ def assert_backend_and_credentials(calls: list[dict[str, Any]], s3_server: str) 
         assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
 
 
+@pytest.fixture
+def deploy_records(runner: Runner, s3_server: str) -> Iterator[Any]:
+    """The catalog's deploy records, put back as they were after the test (which may add or delete some)."""
+    catalog = catalog_client(s3_server)
+
+    def records() -> dict[str, bytes]:
+        listed = catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="deployments/").get("Contents", [])
+        return {item["Key"]: catalog.get_object(Bucket=STATE_BUCKET, Key=item["Key"])["Body"].read() for item in listed}
+
+    before = records()
+    yield catalog
+    for key in set(records()) - set(before):
+        catalog.delete_object(Bucket=STATE_BUCKET, Key=key)
+    for key, body in before.items():
+        catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=body)
+
+
 def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview(
     runner: Runner, s3_server: str
 ) -> None:
@@ -432,7 +457,26 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
         ["preview", "--diff", "--policy-pack", "policy", "--stack", "preprod"],
     ]
     assert_backend_and_credentials(calls, s3_server)
-    assert "Previewing update (preprod)" in kept_artifact(runner, "preview.txt")
+    preview = kept_artifact(runner, "preview.txt")
+    assert "Previewing update (preprod)" in preview
+    # Which image, and why: the one built for C, which dev deployed successfully.
+    assert f"promoted image {IMAGE_C} " in preview and "succeeded in dev (deploy #2)" in preview
+
+
+def test_the_preview_says_why_it_skips_an_image_or_has_none(runner: Runner, deploy_records: Any) -> None:
+    values = merge_request("master", "pre-production", protected=True)
+    c = runner.repo.commits["C"]
+    deploy_records.delete_object(Bucket=STATE_BUCKET, Key=f"deployments/dev/00000002.{c}.{c}.json")
+    calls = runner.run("master", values, "preview:preprod", *MR_UNSET)
+    assert ["config", "set", "imageId", IMAGE_A, "--stack", "preprod"] in pulumi_calls(calls)
+    assert f"skipped newer builds that never succeeded in dev: {c}" in kept_artifact(runner, "preview.txt")
+
+    a = runner.repo.commits["A"]
+    deploy_records.delete_object(Bucket=STATE_BUCKET, Key=f"deployments/dev/00000001.{a}.{a}.json")
+    result, calls = runner.attempt("master", values, "preview:preprod", *MR_UNSET)
+    assert result.returncode != 0
+    assert not [argv for argv in pulumi_calls(calls) if argv[0] == "preview"]
+    assert "no image among the ancestors of HEAD succeeded in dev" in kept_artifact(runner, "preview.txt")
 
 
 def test_a_failing_preview_fails_its_job_and_still_keeps_the_output(runner: Runner) -> None:
@@ -476,10 +520,11 @@ DEPLOYS = {
 
 @pytest.mark.parametrize("branch", DEPLOYS)
 def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
-    runner: Runner, s3_server: str, branch: str
+    runner: Runner, s3_server: str, branch: str, deploy_records: Any
 ) -> None:
     job, stack, image = DEPLOYS[branch]
     extra = ["--manual", job] if job == "deploy:prod" else []
+    before = set(record_keys(deploy_records))
     calls = runner.run(branch, {**PUSH, "CI_COMMIT_BRANCH": branch}, job, *extra)
     argvs = pulumi_calls(calls)
     assert argvs[0] == ["stack", "select", "--create", stack]
@@ -491,6 +536,47 @@ def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
     # Nothing touches another stack.
     assert all(a[a.index("--stack") + 1] == stack for a in argvs if "--stack" in a)
     assert_backend_and_credentials(calls, s3_server)
+    # The success is recorded after `pulumi up`, with the image it deployed: what lets the next stack take that image.
+    head = git(runner.repo.path, "rev-parse", branch)
+    (recorded,) = set(record_keys(deploy_records)) - before
+    assert recorded.startswith(f"deployments/{stack}/") and f".{head}." in recorded
+    entry = json.loads(deploy_records.get_object(Bucket=STATE_BUCKET, Key=recorded)["Body"].read())
+    assert (entry["commit"], entry["image"], entry["rollback"]) == (head, image, False)
+
+
+def record_keys(catalog: Any) -> list[str]:
+    listed = catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="deployments/").get("Contents", [])
+    return [item["Key"] for item in listed]
+
+
+def test_a_failed_deploy_records_nothing(runner: Runner, deploy_records: Any) -> None:
+    values = {**PUSH, "CI_COMMIT_BRANCH": "pre-production", "FAKE_PULUMI_UP_FAILS": "1"}
+    before = record_keys(deploy_records)
+    result, calls = runner.attempt("pre-production", values, "deploy:preprod")
+    assert result.returncode != 0
+    assert ["up", "--yes", "--policy-pack", "policy", "--stack", "preprod"] in pulumi_calls(calls)
+    assert record_keys(deploy_records) == before
+
+
+def test_an_older_pipelines_deploy_is_refused_unless_rolled_back_on_purpose(
+    runner: Runner, deploy_records: Any
+) -> None:
+    # dev runs C (deploy #2); the deploy job of an older pipeline, for B, starts late.
+    b = runner.repo.commits["B"]
+    git(runner.repo.path, "branch", "-f", "late-pipeline", b)
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master"}
+    result, calls = runner.attempt("late-pipeline", values, "deploy:dev")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"refusing to deploy {b} to stack dev: it does not descend from {runner.repo.commits['C']}" in output
+    assert not [argv for argv in pulumi_calls(calls) if argv[0] == "up"]
+
+    # A person rolls dev back to B on purpose: the same job with ROLLBACK_TO naming B.
+    calls = runner.run("late-pipeline", {**values, "ROLLBACK_TO": b}, "deploy:dev")
+    assert ["up", "--yes", "--policy-pack", "policy", "--stack", "dev"] in pulumi_calls(calls)
+    key = f"deployments/dev/00000003.{b}.{runner.repo.commits['A']}.json"
+    entry = json.loads(deploy_records.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+    assert (entry["commit"], entry["image"], entry["rollback"]) == (b, IMAGE_A, True)
 
 
 def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:
