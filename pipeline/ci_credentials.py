@@ -2,10 +2,11 @@
 
     credentials="$(python -m pipeline.ci_credentials)" && eval "$credentials"   (see scripts/ci-pulumi-setup.sh)
 
-Reads the job's ID token (`id_tokens:` in .gitlab-ci.yml) and the role to assume from the environment, asks STS for
-temporary credentials, and prints shell `export` lines for the ALIBABA_CLOUD_ variables (the provider, the health
+Reads the job's ID token (`id_tokens:` in .gitlab-ci.yml) and the role to assume, PIPELINE_ROLE_ARN, which the
+job's stack map sets to that stack's deploy or read role (one RAM role per environment, docs/pipeline.md), asks STS
+for temporary credentials, and prints shell `export` lines for the ALIBABA_CLOUD_ variables (the provider, the health
 gate and pipeline.oss read them), the ones Packer's builder reads and the AWS ones (Pulumi's s3:// state backend).
-No long-lived key is stored anywhere: the role's trust policy decides which project and which branches may assume it.
+No long-lived key is stored anywhere: each role's trust policy decides which branch of which project may assume it.
 
 Exit status 0 with the export lines on standard output; 2 with one line per problem on standard error (a missing
 variable is named; STS's refusal is quoted with its code) and nothing on standard output, so `eval` sets nothing.
@@ -22,7 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 TOKEN_ENV = "ALIBABA_CLOUD_OIDC_TOKEN"
-ROLE_ENV = "ALIBABA_CLOUD_ROLE_ARN"
+# Set by the job from the stack map in .gitlab-ci.yml (e.g. $ALIBABA_CLOUD_ROLE_ARN_PROD for deploy:prod).
+ROLE_ENV = "PIPELINE_ROLE_ARN"
+# The one role of every stack, from before one role per environment. A project-level CI/CD variable outranks the
+# variables a job sets in .gitlab-ci.yml, so a leftover one would quietly give every job that broad role: refused.
+LEGACY_ROLE_ENV = "ALIBABA_CLOUD_ROLE_ARN"
 PROVIDER_ENV = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
 # Optional: another STS endpoint (a VPC endpoint, or the tests' local stand-in) and its protocol.
 ENDPOINT_ENV = "ALIBABA_CLOUD_STS_ENDPOINT"
@@ -81,18 +86,31 @@ def check_environment(environ: Mapping[str, str]) -> list[str]:
             f"{TOKEN_ENV} is not set: declare it under `id_tokens:` in the job (aud: sts.aliyuncs.com); GitLab "
             "then puts the job's OIDC token there"
         )
-    for name, pattern, example in (
-        (ROLE_ENV, _ROLE_ARN, "acs:ram::<account-id>:role/<role-name>"),
-        (PROVIDER_ENV, _PROVIDER_ARN, "acs:ram::<account-id>:oidc-provider/<provider-name>"),
-    ):
-        value = environ.get(name, "")
-        if not value:
-            problems.append(
-                f"{name} is not set: define it as a CI/CD variable (protected, so only protected branches get it), "
-                f"e.g. {example}"
-            )
-        elif not pattern.match(value):
-            problems.append(f"{name} is {value!r}: expected {example}")
+    if environ.get(LEGACY_ROLE_ENV):
+        problems.append(
+            f"{LEGACY_ROLE_ENV} is set: that is the one role of every stack, which outranks the stack map's; delete"
+            f" that CI/CD variable (and the role, if it trusts more than one branch): each job now assumes its"
+            f" stack's role, {ROLE_ENV}, from the stack map in .gitlab-ci.yml (docs/pipeline.md)"
+        )
+    role = environ.get(ROLE_ENV, "")
+    role_example = "acs:ram::<account-id>:role/<role-name>"
+    if not role or role.startswith("$"):
+        problems.append(
+            f"{ROLE_ENV} is not set{f' ({role} is not defined)' if role else ''}: the job's stack map in"
+            f" .gitlab-ci.yml sets it from the stack's role variable, e.g. ALIBABA_CLOUD_ROLE_ARN_PROD; define that"
+            f" CI/CD variable (protected), e.g. {role_example}"
+        )
+    elif not _ROLE_ARN.match(role):
+        problems.append(f"{ROLE_ENV} is {role!r}: expected {role_example}")
+    provider = environ.get(PROVIDER_ENV, "")
+    provider_example = "acs:ram::<account-id>:oidc-provider/<provider-name>"
+    if not provider:
+        problems.append(
+            f"{PROVIDER_ENV} is not set: define it as a CI/CD variable (protected, so only protected branches get"
+            f" it), e.g. {provider_example}"
+        )
+    elif not _PROVIDER_ARN.match(provider):
+        problems.append(f"{PROVIDER_ENV} is {provider!r}: expected {provider_example}")
     protocol = environ.get(PROTOCOL_ENV, "HTTPS")
     if protocol.upper() not in ("HTTP", "HTTPS"):
         problems.append(f"{PROTOCOL_ENV} is {protocol!r}: expected HTTPS (default) or HTTP")

@@ -3,13 +3,18 @@
     python -m pipeline.image_handoff set --stack STACK --manifest packer/manifest.json
     python -m pipeline.image_handoff publish --manifest packer/manifest.json --commit SHA --version APP_VERSION
     python -m pipeline.image_handoff show --commit SHA
-    python -m pipeline.image_handoff resolve --stack STACK [--commit REV]
+    python -m pipeline.image_handoff resolve --stack STACK [--commit REV] [--save FILE]
+    python -m pipeline.image_handoff check-forward --stack STACK --commit SHA [--rollback-to SHA]
+    python -m pipeline.image_handoff record --stack STACK --commit SHA --resolved FILE [--rollback-to SHA]
 
 `set` puts the image of the stack's region from Packer's manifest into `ha-webapp:imageId`. `publish` records a build
 in the image catalog, `images/<commit>.json` in the OSS bucket $STATE_BUCKET; `show` tells whether a commit has one
 (exit 1 when not), so that a re-run pipeline does not build the same commit again. `resolve` finds the newest
 ancestor of a commit that has a catalog entry and sets its image, so that a merge to pre-production or production
-deploys exactly the image master built. Bad input exits 2 with one line per problem, and changes nothing.
+deploys exactly the image master built; for preprod only an image that dev deployed successfully, for prod only one
+that preprod did. `record` writes that success after `pulumi up` (`deployments/<stack>/…`, one object per deploy,
+never rewritten), and `check-forward` refuses a deploy of a commit that does not descend from the stack's last
+recorded deploy unless ROLLBACK_TO names it. Bad input exits 2 with one line per problem, and changes nothing.
 
 The pure parts (reading a manifest, picking a region's image, editing a stack file's text, checking a catalog entry)
 are plain functions, tested with tables of good and bad input.
@@ -42,11 +47,17 @@ from infra.config import IMAGE_ID_RE, PROJECT, REGION_KEY, REGION_RE
 IMAGE_KEY = f"{PROJECT}:imageId"
 BUCKET_ENV = "STATE_BUCKET"
 CATALOG_PREFIX = "images/"
+DEPLOYS_PREFIX = "deployments/"
+# Promote only what passed: a stack gets only images that the stack before it deployed successfully (`record`).
+# The order is the release flow's: master deploys dev, pre-production preprod, production prod (the stack map).
+PROMOTED_FROM = {"preprod": "dev", "prod": "preprod"}
 # How far back `resolve` looks: master's image job runs for every commit, so the last build is never far behind.
 MAX_ANCESTORS = 500
 
 _STACK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+# deployments/<stack>/<sequence>.<deployed commit>.<commit the image was built from>.json
+_RECORD_NAME_RE = re.compile(r"(?P<sequence>[0-9]{8})\.(?P<commit>[0-9a-f]{40})\.(?P<image_commit>[0-9a-f]{40})\.json")
 _EXAMPLE_ID = "m-bp1g7004ksh0oeuc1ne8"
 # A Packer build_time is a Unix time; outside these bounds it is not a time this tool can write as a date.
 _MIN_BUILD_TIME = 946_684_800  # 2000-01-01
@@ -456,28 +467,253 @@ def _catalog_commits(s3: Any, bucket: str) -> set[str]:
     return commits
 
 
-def resolve(stack_name: str, rev: str, project_dir: Path, run: Runner = _run) -> str:
+@dataclass(frozen=True)
+class DeployRecord:
+    """One successful deploy of a stack, as its key in the catalog names it."""
+
+    stack: str
+    sequence: int
+    commit: str
+    image_commit: str
+    key: str
+
+
+def deploys_prefix(stack: str) -> str:
+    return f"{DEPLOYS_PREFIX}{stack}/"
+
+
+def record_key(stack: str, sequence: int, commit: str, image_commit: str) -> str:
+    return f"{deploys_prefix(stack)}{sequence:08d}.{commit}.{image_commit}.json"
+
+
+def _deploy_records(s3: Any, bucket: str, stack: str) -> list[DeployRecord]:
+    """The stack's successful deploys, oldest first. The key says all that ordering and promotion need, so that
+    neither reads every record: a stack deployed twice a day for years has thousands."""
+    records = []
+    prefix = deploys_prefix(stack)
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            match = _RECORD_NAME_RE.fullmatch(item["Key"][len(prefix) :])
+            if match:
+                records.append(
+                    DeployRecord(stack, int(match["sequence"]), match["commit"], match["image_commit"], item["Key"])
+                )
+    return sorted(records, key=lambda record: record.sequence)
+
+
+def _git_sha(rev: str, project_dir: Path, run: Runner) -> str:
+    if rev.startswith("-"):
+        raise HandoffError(f"--commit {rev!r} is not a revision")
+    result = run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], project_dir)
+    if result.returncode != 0 or not _COMMIT_RE.fullmatch(result.stdout.strip()):
+        raise HandoffError(f"git does not know the commit {rev!r} (is the clone shallow? the job needs GIT_DEPTH 0)")
+    return result.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The image `resolve` chose for a stack, and why."""
+
+    stack: str
+    region: str
+    image: str
+    image_commit: str
+    version: str
+    reason: str
+
+
+def choose_image(
+    ancestors: Sequence[str], built: set[str], passed: Mapping[str, int] | None
+) -> tuple[str | None, list[str]]:
+    """The newest ancestor with a build that may go to `stack`, and the newer builds skipped on the way.
+
+    `passed` maps the commits whose image the stack before this one deployed successfully to that deploy's number;
+    None when the stack takes any build (dev)."""
+    skipped: list[str] = []
+    for sha in ancestors:
+        if sha not in built:
+            continue
+        if passed is None or sha in passed:
+            return sha, skipped
+        skipped.append(sha)
+    return None, skipped
+
+
+def resolve(stack_name: str, rev: str, project_dir: Path, run: Runner = _run, save: Path | None = None) -> str:
     stack = read_stack(stack_name, project_dir)
     ancestors = _ancestors(rev, project_dir, run)
     bucket = _bucket()
     s3 = _oss()
+    source = PROMOTED_FROM.get(stack.name)
     try:
         built = _catalog_commits(s3, bucket)
-        found = next((sha for sha in ancestors if sha in built), None)
+        passed = None
+        if source is not None:
+            passed = {record.image_commit: record.sequence for record in _deploy_records(s3, bucket, source)}
+        found, skipped = choose_image(ancestors, built, passed)
         if found is None:
+            looked = f"looked at {len(ancestors)} commits, up to {MAX_ANCESTORS}"
+            if not skipped:
+                raise HandoffError(
+                    f"no image built for any ancestor of {rev} ({looked}); run the image job on master first"
+                )
             raise HandoffError(
-                f"no image built for any ancestor of {rev} (looked at {len(ancestors)} commits, up to"
-                f" {MAX_ANCESTORS}); run the image job on master first"
+                f"no image among the ancestors of {rev} succeeded in {source} ({looked}); built but never deployed"
+                f" successfully to {source}: {', '.join(skipped)}; deploy one to {source} first"
             )
         key = catalog_key(found)
         entry = parse_catalog_entry(s3.get_object(Bucket=bucket, Key=key)["Body"].read(), key)
     except _oss_errors() as error:
         raise _oss_error(error, f"OSS bucket {bucket}") from None
     image_id = image_for_region(entry["images"], stack.region, f"catalog entry {key}")
+    if passed is None:
+        reason = "the newest build among its ancestors"
+    else:
+        reason = f"the newest build among its ancestors that succeeded in {source} (deploy #{passed[found]})"
+        if skipped:
+            reason += f"; skipped newer builds that never succeeded in {source}: {', '.join(skipped)}"
+    resolved = Resolved(stack.name, stack.region, image_id, found, str(entry.get("version")), reason)
     how = set_stack_image(stack, image_id, project_dir, run)
+    if save is not None:
+        _save_resolved(save, resolved)
     return (
         f"promoted image {image_id} (version {entry.get('version')}, commit {found}) to stack {stack.name}"
-        f" in {stack.region}; {how}"
+        f" in {stack.region}: {reason}; {how}"
+    )
+
+
+def _save_resolved(path: Path, resolved: Resolved) -> None:
+    body = {
+        "stack": resolved.stack,
+        "region": resolved.region,
+        "image": resolved.image,
+        "image_commit": resolved.image_commit,
+        "version": resolved.version,
+    }
+    try:
+        path.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        raise HandoffError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def _load_resolved(path: Path, stack: str) -> Resolved:
+    try:
+        body = _json(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise HandoffError(f"{path} does not exist: run `resolve --stack {stack} --save {path}` first") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise HandoffError(f"{path} cannot be read: {error}") from None
+    fields = ("stack", "region", "image", "image_commit", "version")
+    if not isinstance(body, dict) or not all(isinstance(body.get(name), str) for name in fields):
+        raise HandoffError(f"{path}: expected what `resolve --save` writes ({', '.join(fields)})")
+    if body["stack"] != stack:
+        raise HandoffError(f"{path} was resolved for stack {body['stack']}, not {stack}")
+    if not IMAGE_ID_RE.fullmatch(body["image"]) or not _COMMIT_RE.fullmatch(body["image_commit"]):
+        raise HandoffError(f"{path}: 'image' must be an image ID and 'image_commit' a full commit SHA")
+    return Resolved(body["stack"], body["region"], body["image"], body["image_commit"], body["version"], "")
+
+
+def _rollback_target(rollback_to: str) -> str | None:
+    value = rollback_to.strip()
+    if not value:
+        return None
+    if not _COMMIT_RE.fullmatch(value):
+        raise HandoffError(
+            f"ROLLBACK_TO {value!r} must be the full 40-character lowercase SHA of the commit to roll back to"
+        )
+    return value
+
+
+def check_forward(stack_name: str, rev: str, rollback_to: str, project_dir: Path, run: Runner = _run) -> str:
+    """Refuse a deploy that would move the stack back, unless ROLLBACK_TO names the commit on purpose."""
+    if not _STACK_RE.fullmatch(stack_name):
+        raise HandoffError(f"--stack {stack_name!r} is not a stack name (letters, digits, '.', '_', '-')")
+    target = _rollback_target(rollback_to)
+    commit = _git_sha(rev, project_dir, run)
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        records = _deploy_records(s3, bucket, stack_name)
+    except _oss_errors() as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    stale = (
+        f"; ROLLBACK_TO={target} is ignored (it names another commit: delete the variable after a rollback)"
+        if target is not None and target != commit
+        else ""
+    )
+    if not records:
+        return f"stack {stack_name} has no recorded deploy: {commit} is its first{stale}"
+    last = records[-1]
+    if last.commit == commit:
+        return f"stack {stack_name} runs {commit} already (deploy #{last.sequence}): deploying it again{stale}"
+    result = run(["git", "merge-base", "--is-ancestor", last.commit, commit], project_dir)
+    if result.returncode == 0:
+        return f"{commit} descends from {last.commit}, deployed last to {stack_name} (deploy #{last.sequence}){stale}"
+    if result.returncode != 1:
+        raise HandoffError(
+            f"cannot tell whether {commit} descends from {last.commit}, deployed last to {stack_name} (deploy"
+            f" #{last.sequence}): git does not know that commit (shallow clone, or history rewritten)"
+        )
+    if target == commit:
+        return (
+            f"ROLLBACK: {commit} does not descend from {last.commit}, deployed last to {stack_name} (deploy"
+            f" #{last.sequence}); deploying it because ROLLBACK_TO names it"
+        )
+    raise HandoffError(
+        f"refusing to deploy {commit} to stack {stack_name}: it does not descend from {last.commit}, deployed last"
+        f" (deploy #{last.sequence}), so this deploy would roll the stack back (an older pipeline's job run late?)."
+        f" To roll back on purpose, run it with ROLLBACK_TO={commit} (docs/pipeline.md#rolling-back)"
+        + (f"; ROLLBACK_TO is {target}, another commit" if target is not None else "")
+    )
+
+
+def record(
+    stack_name: str, rev: str, resolved_file: Path, rollback_to: str, project_dir: Path, run: Runner = _run
+) -> str:
+    """Record a successful deploy: the next numbered object under deployments/<stack>/, written once."""
+    from botocore.exceptions import ClientError
+
+    if not _STACK_RE.fullmatch(stack_name):
+        raise HandoffError(f"--stack {stack_name!r} is not a stack name (letters, digits, '.', '_', '-')")
+    target = _rollback_target(rollback_to)
+    commit = _git_sha(rev, project_dir, run)
+    resolved = _load_resolved(resolved_file, stack_name)
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        records = _deploy_records(s3, bucket, stack_name)
+        sequence = records[-1].sequence + 1 if records else 1
+        key = record_key(stack_name, sequence, commit, resolved.image_commit)
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        else:
+            raise HandoffError(f"{key} exists already: a deploy record is never rewritten (two deploys at once?)")
+        body = {
+            "stack": stack_name,
+            "sequence": sequence,
+            "commit": commit,
+            "image": resolved.image,
+            "image_commit": resolved.image_commit,
+            "version": resolved.version,
+            "region": resolved.region,
+            "deployed_at": _iso(int(datetime.datetime.now(tz=datetime.UTC).timestamp())),
+            "rollback": target == commit,
+            "pipeline": os.environ.get("CI_PIPELINE_URL"),
+            "job": os.environ.get("CI_JOB_URL"),
+            "by": os.environ.get("GITLAB_USER_LOGIN"),
+        }
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=(json.dumps(body, indent=2) + "\n").encode(), ContentType="application/json"
+        )
+    except _oss_errors() as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    kind = "rollback" if body["rollback"] else "deploy"
+    return (
+        f"recorded {kind} #{sequence} of stack {stack_name}: commit {commit}, image {resolved.image} (version"
+        f" {resolved.version}, built from {resolved.image_commit}) in {key}"
     )
 
 
@@ -509,6 +745,20 @@ def _parser() -> argparse.ArgumentParser:
     resolve_ = commands.add_parser("resolve", help="set a stack's imageId to the newest image among REV's ancestors")
     resolve_.add_argument("--stack", required=True)
     resolve_.add_argument("--commit", default="HEAD", metavar="REV", help="default: HEAD")
+    resolve_.add_argument("--save", type=Path, metavar="FILE", help="write the chosen image here, for `record`")
+
+    forward = commands.add_parser(
+        "check-forward", help="refuse a deploy of a commit that does not descend from the stack's last deploy"
+    )
+    forward.add_argument("--stack", required=True)
+    forward.add_argument("--commit", default="HEAD", metavar="REV", help="the commit to deploy; default: HEAD")
+    forward.add_argument("--rollback-to", default="", metavar="SHA", help="deploy this older commit on purpose")
+
+    record_ = commands.add_parser("record", help="record a successful deploy (after `pulumi up`) in the catalog")
+    record_.add_argument("--stack", required=True)
+    record_.add_argument("--commit", default="HEAD", metavar="REV", help="the deployed commit; default: HEAD")
+    record_.add_argument("--resolved", type=Path, required=True, metavar="FILE", help="what `resolve --save` wrote")
+    record_.add_argument("--rollback-to", default="", metavar="SHA", help="as given to check-forward")
     return parser
 
 
@@ -529,8 +779,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"no image recorded for commit {args.commit}")
                 return 1
             print(recorded)
+        elif args.command == "resolve":
+            print(resolve(args.stack, args.commit, args.project_dir, save=args.save))
+        elif args.command == "check-forward":
+            print(check_forward(args.stack, args.commit, args.rollback_to, args.project_dir))
         else:
-            print(resolve(args.stack, args.commit, args.project_dir))
+            print(record(args.stack, args.commit, args.resolved, args.rollback_to, args.project_dir))
     except HandoffError as error:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -29,7 +29,7 @@ def sts() -> Iterator[FakeSts]:
 def job_environment(fake: FakeSts, **overrides: str) -> dict[str, str]:
     environ = {
         "ALIBABA_CLOUD_OIDC_TOKEN": TOKEN,
-        "ALIBABA_CLOUD_ROLE_ARN": ROLE,
+        "PIPELINE_ROLE_ARN": ROLE,
         "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
         "ALIBABA_CLOUD_STS_ENDPOINT": fake.endpoint,
         "ALIBABA_CLOUD_STS_PROTOCOL": "HTTP",
@@ -77,7 +77,7 @@ def test_every_missing_variable_is_named_and_nothing_is_exported(
     assert ci_credentials.main([], {"ALIBABA_CLOUD_STS_ENDPOINT": sts.endpoint}) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    for name in ("ALIBABA_CLOUD_OIDC_TOKEN", "ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"):
+    for name in ("ALIBABA_CLOUD_OIDC_TOKEN", "PIPELINE_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"):
         assert f"{name} is not set" in err
     assert "id_tokens" in err
     assert sts.requests == [], "nothing is sent while the job is misconfigured"
@@ -86,7 +86,11 @@ def test_every_missing_variable_is_named_and_nothing_is_exported(
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"ALIBABA_CLOUD_ROLE_ARN": "ha-webapp-deploy"}, "ALIBABA_CLOUD_ROLE_ARN is 'ha-webapp-deploy': expected acs"),
+        ({"PIPELINE_ROLE_ARN": "ha-webapp-deploy"}, "PIPELINE_ROLE_ARN is 'ha-webapp-deploy': expected acs"),
+        # The stack map refers to a role variable nobody defined.
+        ({"PIPELINE_ROLE_ARN": "$ALIBABA_CLOUD_ROLE_ARN_PROD"}, "($ALIBABA_CLOUD_ROLE_ARN_PROD is not defined)"),
+        # A leftover project variable with the one role of every stack would outrank the stack map's role.
+        ({"ALIBABA_CLOUD_ROLE_ARN": ROLE}, "ALIBABA_CLOUD_ROLE_ARN is set: that is the one role of every stack"),
         ({"ALIBABA_CLOUD_OIDC_PROVIDER_ARN": ROLE}, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN is 'acs:ram::"),
         ({"ALIBABA_CLOUD_STS_PROTOCOL": "ftp"}, "ALIBABA_CLOUD_STS_PROTOCOL is 'ftp': expected HTTPS"),
     ],
@@ -104,7 +108,7 @@ def test_a_malformed_variable_is_named_with_what_is_expected(
     ("overrides", "code"),
     [
         ({"ALIBABA_CLOUD_OIDC_TOKEN": "eyJ.a-token-for-another-project.sig"}, "AuthenticationFail.OIDCToken.Invalid"),
-        ({"ALIBABA_CLOUD_ROLE_ARN": "acs:ram::1234567890123456:role/someone-elses"}, "NoPermission.AssumeRole"),
+        ({"PIPELINE_ROLE_ARN": "acs:ram::1234567890123456:role/someone-elses"}, "NoPermission.AssumeRole"),
     ],
 )
 def test_a_refusal_by_sts_names_its_code_and_never_the_token(
@@ -114,7 +118,7 @@ def test_a_refusal_by_sts_names_its_code_and_never_the_token(
     assert ci_credentials.main([], environ) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert f"STS refused AssumeRoleWithOIDC for {environ['ALIBABA_CLOUD_ROLE_ARN']}: {code}" in err
+    assert f"STS refused AssumeRoleWithOIDC for {environ['PIPELINE_ROLE_ARN']}: {code}" in err
     assert environ["ALIBABA_CLOUD_OIDC_TOKEN"] not in err
 
 

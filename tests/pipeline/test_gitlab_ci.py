@@ -25,15 +25,17 @@ import yaml
 from pipeline import oss
 from plan.offline import PROJECT_DIR
 from tests.conftest import STACKS
-from tests.fakes.sts import FakeSts, serve
+from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
 
 CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
 GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
 
-ROLE_ARN = "acs:ram::1234567890123456:role/ha-webapp-deploy"
-PROVIDER_ARN = "acs:ram::1234567890123456:oidc-provider/gitlab"
-JOB_OIDC_TOKEN = "eyJhbGciOiJSUzI1NiJ9.job-token.sig"  # pragma: allowlist secret
+ACCOUNT = "1234567890123456"
+PROVIDER_ARN = f"acs:ram::{ACCOUNT}:oidc-provider/gitlab"
+ISSUER = "https://gitlab.example.com"
+PROJECT_PATH = "team/ha-webapp"  # from the test repository's remote, as gitlab-ci-local reads it
+DEPLOY_BRANCHES = ("master", "pre-production", "production")
 STATE_BUCKET = "ha-webapp-state-pipeline-test"
 # The images in the catalog: built on master for the first and the third commit (see `ci_repo`).
 IMAGE_A = "m-bp1aaaaaaaaaaaaaaaaa"
@@ -187,6 +189,7 @@ def merge_request(source: str, target: str, protected: bool) -> dict[str, str]:
         "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": source,
         "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": target,
         "CI_MERGE_REQUEST_SOURCE_BRANCH_PROTECTED": str(protected).lower(),
+        "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH": PROJECT_PATH,
         "CI_COMMIT_REF_NAME": source,
     }
 
@@ -228,10 +231,23 @@ MATRIX: dict[str, tuple[dict[str, str], list[str], list[tuple[str, str]]]] = {
         MR_UNSET,
         [("test", "on_success"), ("preview:prod", "on_success")],
     ),
-    "merge request from a protected branch → master": (
-        merge_request("release-fix", "master", protected=True),
+    "merge request pre-production → master (a back-merge)": (
+        merge_request("pre-production", "master", protected=True),
         MR_UNSET,
         [("test", "on_success"), ("preview:dev", "on_success")],
+    ),
+    "merge request from another protected branch → master": (
+        merge_request("release-fix", "master", protected=True),
+        MR_UNSET,
+        [("test", "on_success")],
+    ),
+    "merge request from a fork's master → pre-production": (
+        {
+            **merge_request("master", "pre-production", protected=True),
+            "CI_MERGE_REQUEST_SOURCE_PROJECT_PATH": "mallory/ha-webapp",
+        },
+        MR_UNSET,
+        [("test", "on_success")],
     ),
     "schedule": (
         {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "master"},
@@ -274,6 +290,74 @@ def test_only_the_deploy_branches_deploy_and_only_prod_waits_for_a_person() -> N
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# One RAM role per environment, each trusted only by its branch's OIDC subject (docs/pipeline.md)
+
+
+def subject(branch: str, project_path: str = PROJECT_PATH) -> str:
+    """The `sub` claim of a GitLab ID token for a job on `branch` (GitLab's default sub format)."""
+    return f"project_path:{project_path}:ref_type:branch:ref:{branch}"
+
+
+def trust_policy(subjects: list[str], provider_arn: str = PROVIDER_ARN, issuer: str = ISSUER) -> dict[str, Any]:
+    """The trust policy docs/pipeline.md gives each role: RAM's three OIDC condition keys, StringEquals only."""
+    return {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Federated": [provider_arn]},
+                "Condition": {
+                    "StringEquals": {"oidc:iss": issuer, "oidc:aud": "sts.aliyuncs.com", "oidc:sub": subjects}
+                },
+            }
+        ],
+    }
+
+
+# CI/CD variable -> (role name, the branches whose subject its trust policy admits).
+ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ALIBABA_CLOUD_ROLE_ARN_IMAGE": ("ha-webapp-image", ("master",)),
+    "ALIBABA_CLOUD_ROLE_ARN_DEV": ("ha-webapp-deploy-dev", ("master",)),
+    "ALIBABA_CLOUD_ROLE_ARN_PREPROD": ("ha-webapp-deploy-preprod", ("pre-production",)),
+    "ALIBABA_CLOUD_ROLE_ARN_PROD": ("ha-webapp-deploy-prod", ("production",)),
+    **{
+        f"ALIBABA_CLOUD_READ_ROLE_ARN_{stack.upper()}": (f"ha-webapp-read-{stack}", DEPLOY_BRANCHES) for stack in STACKS
+    },
+}
+
+
+def role_arn(variable: str) -> str:
+    return f"acs:ram::{ACCOUNT}:role/{ROLES[variable][0]}"
+
+
+def test_each_stack_map_names_its_own_deploy_and_read_roles() -> None:
+    ci = load_ci()
+    for stack in STACKS:
+        mapped = ci[f".stack:{stack}"]["variables"]
+        assert mapped["DEPLOY_ROLE_ARN"] == f"$ALIBABA_CLOUD_ROLE_ARN_{stack.upper()}"
+        assert mapped["READ_ROLE_ARN"] == f"$ALIBABA_CLOUD_READ_ROLE_ARN_{stack.upper()}"
+        # The deploy role of a stack is trusted by exactly the branch that deploys it.
+        assert ROLES[f"ALIBABA_CLOUD_ROLE_ARN_{stack.upper()}"][1] == (mapped["STACK_BRANCH"],)
+    for kind, role in (("deploy", "$DEPLOY_ROLE_ARN"), ("preview", "$READ_ROLE_ARN"), ("drift", "$READ_ROLE_ARN")):
+        for stack in STACKS:
+            assert resolved(ci, f"{kind}:{stack}")["variables"]["PIPELINE_ROLE_ARN"] == role, f"{kind}:{stack}"
+    assert resolved(ci, "image:build")["variables"]["PIPELINE_ROLE_ARN"] == "$ALIBABA_CLOUD_ROLE_ARN_IMAGE"
+
+
+def test_the_trust_policy_in_the_docs_is_the_one_tested() -> None:
+    text = (PROJECT_DIR / "docs" / "pipeline.md").read_text()
+    block = re.search(r"```json\n(\{.*?\})\n\s*```", text, re.S)
+    assert block is not None, "docs/pipeline.md shows no trust policy"
+    documented = json.loads(block[1])
+    assert documented == trust_policy(
+        ["project_path:<group>/ha-webapp:ref_type:branch:ref:<branch>"],
+        provider_arn="acs:ram::<account-id>:oidc-provider/gitlab",
+        issuer="https://gitlab.com",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Running the jobs with recording stand-ins for pulumi and packer
 
 RECORDED_ENV = (
@@ -297,6 +381,9 @@ if sys.argv[1:2] == ["preview"]:
     if os.environ.get("FAKE_PULUMI_PREVIEW_FAILS"):
         print("error: preview failed: a policy violation, as the real CLI would report it")
         sys.exit(1)
+if sys.argv[1:2] == ["up"] and os.environ.get("FAKE_PULUMI_UP_FAILS"):
+    print("error: the health gate of zone A timed out: 0 of 2 servers healthy")
+    sys.exit(255)
 """
 
 FAKE_PACKER = """#!{python}
@@ -319,6 +406,7 @@ class Runner:
     env: dict[str, str]
     base_variables: dict[str, str]
     log: Path
+    sts: FakeSts
 
     def run(self, branch: str, values: dict[str, str], *jobs: str) -> list[dict[str, Any]]:
         """Run `jobs` on `branch`'s head with the shell executor; return what pulumi and packer were asked to do."""
@@ -332,14 +420,22 @@ class Runner:
         """Like `run`, for a run that may fail: gitlab-ci-local's result and the recorded calls."""
         git(self.repo.path, "checkout", "-q", "-f", branch)
         self.log.write_text("")
+        self.sts.requests.clear()
+        # The job's ID token, as GitLab would mint it: its subject names the branch the pipeline runs for (in a
+        # merge request pipeline, the source branch).
+        ref = values.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or values.get("CI_COMMIT_BRANCH", branch)
+        token = job_token(iss=ISSUER, aud="sts.aliyuncs.com", sub=subject(ref))
         result = gitlab_ci_local(
             self.repo.path,
             "--force-shell-executor",
-            *variables({**self.base_variables, **values}),
+            *variables({**self.base_variables, "ALIBABA_CLOUD_OIDC_TOKEN": token, **values}),
             *args,
             env=self.env,
         )
         return result, [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def roles_assumed(self) -> list[str]:
+        return [request["RoleArn"] for request in self.sts.requests]
 
 
 @pytest.fixture(scope="module")
@@ -353,17 +449,26 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
     artifact = tools / "app.jar"
     artifact.write_bytes(b"PK\x03\x04 not really a jar")
 
-    # The state bucket with the image catalog: images built on master for commits A and C.
+    # The state bucket with the image catalog: images built on master for commits A and C; dev deployed A then C,
+    # preprod deployed A (the records `image_handoff record` writes after each successful deploy).
     s3 = catalog_client(s3_server)
     s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
     for name, image, version in (("A", IMAGE_A, "1.0.0"), ("C", IMAGE_C, "1.1.0")):
         sha = ci_repo.commits[name]
         entry = {"commit": sha, "version": version, "images": {"cn-hangzhou": image}, "built_at": "2026-01-01T00:00Z"}
         s3.put_object(Bucket=STATE_BUCKET, Key=f"images/{sha}.json", Body=json.dumps(entry).encode())
+    for stack, sequence, name in (("dev", 1, "A"), ("dev", 2, "C"), ("preprod", 1, "A")):
+        sha = ci_repo.commits[name]
+        key = f"deployments/{stack}/{sequence:08d}.{sha}.{sha}.json"
+        s3.put_object(Bucket=STATE_BUCKET, Key=key, Body=json.dumps({"stack": stack, "commit": sha}).encode())
 
-    fake = FakeSts(trusted_token=JOB_OIDC_TOKEN, role_arn=ROLE_ARN, provider_arn=PROVIDER_ARN)
+    policies = {
+        role_arn(variable): trust_policy([subject(b) for b in branches]) for variable, (_, branches) in ROLES.items()
+    }
+    fake = FakeSts(trusted_token="", role_arn="", provider_arn=PROVIDER_ARN, roles=policies)
     with serve(fake):
         yield Runner(
+            sts=fake,
             repo=ci_repo,
             env={
                 "PATH": f"{tools}:{os.environ['PATH']}",
@@ -371,9 +476,8 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
                 "FAKE_TOOLS_LOG": str(log),
             },
             base_variables={
-                # What GitLab provides: the job's OIDC token (id_tokens) and the project's CI/CD variables.
-                "ALIBABA_CLOUD_OIDC_TOKEN": JOB_OIDC_TOKEN,
-                "ALIBABA_CLOUD_ROLE_ARN": ROLE_ARN,
+                # What GitLab provides: the project's CI/CD variables (the job's OIDC token: see Runner.attempt).
+                **{variable: role_arn(variable) for variable in ROLES},
                 "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER_ARN,
                 "STATE_BUCKET": STATE_BUCKET,
                 "OSS_REGION": "cn-hangzhou",
@@ -419,6 +523,23 @@ def assert_backend_and_credentials(calls: list[dict[str, Any]], s3_server: str) 
         assert env["AWS_REQUEST_CHECKSUM_CALCULATION"] == env["AWS_RESPONSE_CHECKSUM_VALIDATION"] == "when_required"
 
 
+@pytest.fixture
+def deploy_records(runner: Runner, s3_server: str) -> Iterator[Any]:
+    """The catalog's deploy records, put back as they were after the test (which may add or delete some)."""
+    catalog = catalog_client(s3_server)
+
+    def records() -> dict[str, bytes]:
+        listed = catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="deployments/").get("Contents", [])
+        return {item["Key"]: catalog.get_object(Bucket=STATE_BUCKET, Key=item["Key"])["Body"].read() for item in listed}
+
+    before = records()
+    yield catalog
+    for key in set(records()) - set(before):
+        catalog.delete_object(Bucket=STATE_BUCKET, Key=key)
+    for key, body in before.items():
+        catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=body)
+
+
 def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview(
     runner: Runner, s3_server: str
 ) -> None:
@@ -432,7 +553,26 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
         ["preview", "--diff", "--policy-pack", "policy", "--stack", "preprod"],
     ]
     assert_backend_and_credentials(calls, s3_server)
-    assert "Previewing update (preprod)" in kept_artifact(runner, "preview.txt")
+    preview = kept_artifact(runner, "preview.txt")
+    assert "Previewing update (preprod)" in preview
+    # Which image, and why: the one built for C, which dev deployed successfully.
+    assert f"promoted image {IMAGE_C} " in preview and "succeeded in dev (deploy #2)" in preview
+
+
+def test_the_preview_says_why_it_skips_an_image_or_has_none(runner: Runner, deploy_records: Any) -> None:
+    values = merge_request("master", "pre-production", protected=True)
+    c = runner.repo.commits["C"]
+    deploy_records.delete_object(Bucket=STATE_BUCKET, Key=f"deployments/dev/00000002.{c}.{c}.json")
+    calls = runner.run("master", values, "preview:preprod", *MR_UNSET)
+    assert ["config", "set", "imageId", IMAGE_A, "--stack", "preprod"] in pulumi_calls(calls)
+    assert f"skipped newer builds that never succeeded in dev: {c}" in kept_artifact(runner, "preview.txt")
+
+    a = runner.repo.commits["A"]
+    deploy_records.delete_object(Bucket=STATE_BUCKET, Key=f"deployments/dev/00000001.{a}.{a}.json")
+    result, calls = runner.attempt("master", values, "preview:preprod", *MR_UNSET)
+    assert result.returncode != 0
+    assert not [argv for argv in pulumi_calls(calls) if argv[0] == "preview"]
+    assert "no image among the ancestors of HEAD succeeded in dev" in kept_artifact(runner, "preview.txt")
 
 
 def test_a_failing_preview_fails_its_job_and_still_keeps_the_output(runner: Runner) -> None:
@@ -459,11 +599,74 @@ def test_a_schedule_checks_every_stack_for_drift(runner: Runner, s3_server: str)
 
 def test_a_job_without_its_oidc_role_fails_before_pulumi_runs(runner: Runner) -> None:
     result, calls = runner.attempt(
-        "master", {"ALIBABA_CLOUD_ROLE_ARN": "", "CI_PIPELINE_SOURCE": "schedule"}, "drift:dev"
+        "master", {"ALIBABA_CLOUD_READ_ROLE_ARN_DEV": "", "CI_PIPELINE_SOURCE": "schedule"}, "drift:dev"
     )
     assert result.returncode != 0
-    assert "ALIBABA_CLOUD_ROLE_ARN is not set" in result.stdout + result.stderr
+    assert "PIPELINE_ROLE_ARN is not set" in result.stdout + result.stderr
     assert calls == []
+
+
+# Each job assumes the role of its own stack (and the image job its own): (branch, event, job, role variable).
+JOB_ROLES = {
+    "deploy:dev": ("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, [], "ALIBABA_CLOUD_ROLE_ARN_DEV"),
+    "deploy:preprod": (
+        "pre-production",
+        {**PUSH, "CI_COMMIT_BRANCH": "pre-production"},
+        [],
+        "ALIBABA_CLOUD_ROLE_ARN_PREPROD",
+    ),
+    "deploy:prod": (
+        "production",
+        {**PUSH, "CI_COMMIT_BRANCH": "production"},
+        ["--manual", "deploy:prod"],
+        "ALIBABA_CLOUD_ROLE_ARN_PROD",
+    ),
+    "preview:prod": (
+        "pre-production",
+        merge_request("pre-production", "production", protected=True),
+        MR_UNSET,
+        "ALIBABA_CLOUD_READ_ROLE_ARN_PROD",
+    ),
+    "drift:prod": (
+        "master",
+        {"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "master"},
+        [],
+        "ALIBABA_CLOUD_READ_ROLE_ARN_PROD",
+    ),
+    "image:build": ("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, [], "ALIBABA_CLOUD_ROLE_ARN_IMAGE"),
+}
+
+
+@pytest.mark.parametrize("job", JOB_ROLES)
+def test_each_job_assumes_the_role_of_its_stack(runner: Runner, deploy_records: Any, job: str) -> None:
+    branch, values, extra, variable = JOB_ROLES[job]
+    runner.run(branch, values, job, *extra)
+    assert runner.roles_assumed() == [role_arn(variable)]
+
+
+def test_a_deploy_roles_trust_admits_only_its_branch(runner: Runner) -> None:
+    # deploy:prod asking for the prod role with the token of a job on master (say, a master pipeline edited to run
+    # it), or of a fork's merge request run in this project (whose project_path is the fork's since GitLab 18.2.2).
+    production = {**PUSH, "CI_COMMIT_BRANCH": "production"}
+    for token in (
+        job_token(iss=ISSUER, aud="sts.aliyuncs.com", sub=subject("master")),
+        job_token(iss=ISSUER, aud="sts.aliyuncs.com", sub=subject("production", project_path="mallory/ha-webapp")),
+    ):
+        values = {**production, "ALIBABA_CLOUD_OIDC_TOKEN": token}
+        result, calls = runner.attempt("production", values, "deploy:prod", "--manual", "deploy:prod")
+        assert result.returncode != 0
+        assert f"STS refused AssumeRoleWithOIDC for {role_arn('ALIBABA_CLOUD_ROLE_ARN_PROD')}" in result.stdout
+        assert "NoPermission.AssumeRole" in result.stdout
+        assert calls == []
+
+
+def test_a_leftover_single_role_variable_is_refused(runner: Runner) -> None:
+    # A project-level variable outranks the job's: the old one role of every stack would win quietly.
+    values = {"CI_PIPELINE_SOURCE": "schedule", "ALIBABA_CLOUD_ROLE_ARN": role_arn("ALIBABA_CLOUD_ROLE_ARN_PROD")}
+    result, calls = runner.attempt("master", values, "drift:dev")
+    assert result.returncode != 0
+    assert "ALIBABA_CLOUD_ROLE_ARN is set: that is the one role of every stack" in result.stdout
+    assert calls == [] and runner.roles_assumed() == []
 
 
 DEPLOYS = {
@@ -476,10 +679,11 @@ DEPLOYS = {
 
 @pytest.mark.parametrize("branch", DEPLOYS)
 def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
-    runner: Runner, s3_server: str, branch: str
+    runner: Runner, s3_server: str, branch: str, deploy_records: Any
 ) -> None:
     job, stack, image = DEPLOYS[branch]
     extra = ["--manual", job] if job == "deploy:prod" else []
+    before = set(record_keys(deploy_records))
     calls = runner.run(branch, {**PUSH, "CI_COMMIT_BRANCH": branch}, job, *extra)
     argvs = pulumi_calls(calls)
     assert argvs[0] == ["stack", "select", "--create", stack]
@@ -491,6 +695,47 @@ def test_each_deploy_branch_deploys_exactly_its_stack_with_the_promoted_image(
     # Nothing touches another stack.
     assert all(a[a.index("--stack") + 1] == stack for a in argvs if "--stack" in a)
     assert_backend_and_credentials(calls, s3_server)
+    # The success is recorded after `pulumi up`, with the image it deployed: what lets the next stack take that image.
+    head = git(runner.repo.path, "rev-parse", branch)
+    (recorded,) = set(record_keys(deploy_records)) - before
+    assert recorded.startswith(f"deployments/{stack}/") and f".{head}." in recorded
+    entry = json.loads(deploy_records.get_object(Bucket=STATE_BUCKET, Key=recorded)["Body"].read())
+    assert (entry["commit"], entry["image"], entry["rollback"]) == (head, image, False)
+
+
+def record_keys(catalog: Any) -> list[str]:
+    listed = catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="deployments/").get("Contents", [])
+    return [item["Key"] for item in listed]
+
+
+def test_a_failed_deploy_records_nothing(runner: Runner, deploy_records: Any) -> None:
+    values = {**PUSH, "CI_COMMIT_BRANCH": "pre-production", "FAKE_PULUMI_UP_FAILS": "1"}
+    before = record_keys(deploy_records)
+    result, calls = runner.attempt("pre-production", values, "deploy:preprod")
+    assert result.returncode != 0
+    assert ["up", "--yes", "--policy-pack", "policy", "--stack", "preprod"] in pulumi_calls(calls)
+    assert record_keys(deploy_records) == before
+
+
+def test_an_older_pipelines_deploy_is_refused_unless_rolled_back_on_purpose(
+    runner: Runner, deploy_records: Any
+) -> None:
+    # dev runs C (deploy #2); the deploy job of an older pipeline, for B, starts late.
+    b = runner.repo.commits["B"]
+    git(runner.repo.path, "branch", "-f", "late-pipeline", b)
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master"}
+    result, calls = runner.attempt("late-pipeline", values, "deploy:dev")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"refusing to deploy {b} to stack dev: it does not descend from {runner.repo.commits['C']}" in output
+    assert not [argv for argv in pulumi_calls(calls) if argv[0] == "up"]
+
+    # A person rolls dev back to B on purpose: the same job with ROLLBACK_TO naming B.
+    calls = runner.run("late-pipeline", {**values, "ROLLBACK_TO": b}, "deploy:dev")
+    assert ["up", "--yes", "--policy-pack", "policy", "--stack", "dev"] in pulumi_calls(calls)
+    key = f"deployments/dev/00000003.{b}.{runner.repo.commits['A']}.json"
+    entry = json.loads(deploy_records.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+    assert (entry["commit"], entry["image"], entry["rollback"]) == (b, IMAGE_A, True)
 
 
 def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:

@@ -508,6 +508,10 @@ def test_promotion_by_merge_reuses_masters_image(
     repo.git("branch", "production")
     second = repo.commit("second release")
     assert publish(tmp_path, capsys, repo.path, second, IMAGE_B, version="1.1.0")[0] == 0
+    # dev ran both releases and preprod the second (what `record` writes after each successful `pulumi up`).
+    put_record(catalog, "dev", 1, first)
+    put_record(catalog, "dev", 2, second)
+    put_record(catalog, "preprod", 1, second)
     repo.commit("docs only: the image job did not run")
 
     repo.git("checkout", "--quiet", "pre-production")
@@ -567,3 +571,192 @@ def test_resolve_refuses_an_entry_without_the_stacks_region(
     code, _, err = run_cli(repo.path, "resolve", "--stack", "dev", capsys=capsys)
     assert code == 2 and "has no image for region cn-hangzhou (built for: eu-central-1)" in err
     assert (repo.path / "Pulumi.dev.yaml").read_bytes() == before
+
+
+# --- promote only what passed: deploy records, and promotion gated on them ------------------------------------------
+
+
+def put_record(catalog: Any, stack: str, sequence: int, commit: str, image_commit: str | None = None) -> str:
+    """A deploy record as `record` writes it (the key carries what resolve and check-forward read)."""
+    key = f"deployments/{stack}/{sequence:08d}.{commit}.{image_commit or commit}.json"
+    body = {"stack": stack, "sequence": sequence, "commit": commit, "image_commit": image_commit or commit}
+    catalog.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(body).encode())
+    return key
+
+
+# History on master: first (built: IMAGE_A) - second (built: IMAGE_B) - third (not built).
+# Each case: the stack to resolve, the records per stack as (deployed commit, commit its image was built from), and
+# the image promoted or the error expected.
+PROMOTIONS: dict[str, tuple[str, dict[str, list[tuple[str, str]]], str]] = {
+    "dev takes the newest build, deployed anywhere or not": ("dev", {}, IMAGE_B),
+    "preprod takes the newest build that succeeded in dev": (
+        "preprod",
+        {"dev": [("first", "first"), ("second", "second")]},
+        IMAGE_B,
+    ),
+    "preprod skips a build whose dev deploy never succeeded": ("preprod", {"dev": [("first", "first")]}, IMAGE_A),
+    "preprod: what passed is the build, whichever commit dev deployed it with": (
+        "preprod",
+        {"dev": [("third", "first")]},
+        IMAGE_A,
+    ),
+    "preprod: nothing succeeded in dev": (
+        "preprod",
+        {},
+        "error: no image among the ancestors of HEAD succeeded in dev",
+    ),
+    "preprod: its own record does not qualify it": (
+        "preprod",
+        {"preprod": [("second", "second")]},
+        "error: no image among the ancestors of HEAD succeeded in dev",
+    ),
+    "prod takes the newest build that succeeded in preprod": (
+        "prod",
+        {"dev": [("first", "first"), ("second", "second")], "preprod": [("first", "first")]},
+        IMAGE_A,
+    ),
+    "prod: succeeded in dev only": (
+        "prod",
+        {"dev": [("first", "first"), ("second", "second")]},
+        "error: no image among the ancestors of HEAD succeeded in preprod",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PROMOTIONS, ids=list(PROMOTIONS))
+def test_promotion_takes_only_images_that_passed_the_stack_before(
+    case: str, catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack, records, expected = PROMOTIONS[case]
+    commits = {"first": repo.commit("first"), "second": repo.commit("second"), "third": repo.commit("third")}
+    assert publish(tmp_path, capsys, repo.path, commits["first"], IMAGE_A, version="1.0.0")[0] == 0
+    assert publish(tmp_path, capsys, repo.path, commits["second"], IMAGE_B, version="1.1.0")[0] == 0
+    for on, deploys in records.items():
+        for sequence, (deployed, built) in enumerate(deploys, start=1):
+            put_record(catalog, on, sequence, commits[deployed], commits[built])
+    before = (repo.path / f"Pulumi.{stack}.yaml").read_bytes()
+    code, out, err = run_cli(repo.path, "resolve", "--stack", stack, capsys=capsys)
+    if expected.startswith("error: "):
+        assert (code, out) == (2, ""), out
+        assert expected in err
+        assert (repo.path / f"Pulumi.{stack}.yaml").read_bytes() == before
+        return
+    assert (code, err) == (0, ""), err
+    assert f"promoted image {expected} " in out
+    assert f"ha-webapp:imageId: {expected}\n" in (repo.path / f"Pulumi.{stack}.yaml").read_text()
+
+
+def test_resolve_says_which_build_it_skipped_and_why(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = repo.commit("first"), repo.commit("second: its dev deploy failed the health gate")
+    assert publish(tmp_path, capsys, repo.path, first, IMAGE_A)[0] == 0
+    assert publish(tmp_path, capsys, repo.path, second, IMAGE_B)[0] == 0
+    put_record(catalog, "dev", 7, first)
+    code, out, _ = run_cli(repo.path, "resolve", "--stack", "preprod", capsys=capsys)
+    assert code == 0
+    assert f"succeeded in dev (deploy #7); skipped newer builds that never succeeded in dev: {second}" in out
+    code, _, err = run_cli(repo.path, "resolve", "--stack", "prod", capsys=capsys)
+    assert code == 2
+    assert f"built but never deployed successfully to preprod: {second}, {first}" in err
+
+
+def resolve_and_record(repo: Repo, capsys: pytest.CaptureFixture[str], stack: str, *extra: str) -> tuple[int, str, str]:
+    saved = repo.path / "resolved.json"
+    code, _, err = run_cli(repo.path, "resolve", "--stack", stack, "--save", str(saved), capsys=capsys)
+    assert code == 0, err
+    return run_cli(repo.path, "record", "--stack", stack, "--resolved", str(saved), *extra, capsys=capsys)
+
+
+def test_record_writes_one_numbered_object_per_deploy_and_never_rewrites_one(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = repo.commit("built")
+    assert publish(tmp_path, capsys, repo.path, built, IMAGE_A, version="2.0.0")[0] == 0
+    monkeypatch.setenv("CI_JOB_URL", "https://gitlab.example.com/team/ha-webapp/-/jobs/42")
+    code, out, err = resolve_and_record(repo, capsys, "dev")
+    assert (code, err) == (0, ""), err
+    first_key = f"deployments/dev/00000001.{built}.{built}.json"
+    assert f"recorded deploy #1 of stack dev: commit {built}, image {IMAGE_A}" in out and first_key in out
+    first = catalog.get_object(Bucket=BUCKET, Key=first_key)["Body"].read()
+    entry = json.loads(first)
+    assert {k: entry[k] for k in ("stack", "sequence", "commit", "image", "image_commit", "version", "rollback")} == {
+        "stack": "dev",
+        "sequence": 1,
+        "commit": built,
+        "image": IMAGE_A,
+        "image_commit": built,
+        "version": "2.0.0",
+        "rollback": False,
+    }
+    assert entry["job"].endswith("/jobs/42")
+
+    later = repo.commit("a change without a new image")
+    code, out, _ = resolve_and_record(repo, capsys, "dev")
+    assert code == 0 and f"deployments/dev/00000002.{later}.{built}.json" in out
+    assert catalog.get_object(Bucket=BUCKET, Key=first_key)["Body"].read() == first
+    # Another stack counts its own deploys.
+    put_record(catalog, "preprod", 1, built)
+    code, out, _ = resolve_and_record(repo, capsys, "preprod")
+    assert code == 0 and "deploy #2 of stack preprod" in out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stack": "prod"}, "was resolved for stack prod, not dev"),
+        ({"image": "ami-123"}, "'image' must be an image ID"),
+        ({"image_commit": None}, "expected what `resolve --save` writes"),
+        (None, "does not exist: run `resolve --stack dev --save"),
+    ],
+)
+def test_record_refuses_what_resolve_did_not_write(
+    change: dict[str, Any] | None, message: str, catalog: Any, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sha = repo.commit("built")
+    saved = repo.path / "resolved.json"
+    if change is not None:
+        body = {"stack": "dev", "region": "cn-hangzhou", "image": IMAGE_A, "image_commit": sha, "version": "1"}
+        saved.write_text(json.dumps({**body, **change}))
+    code, _, err = run_cli(repo.path, "record", "--stack", "dev", "--resolved", str(saved), capsys=capsys)
+    assert code == 2 and message in err
+    assert "Contents" not in catalog.list_objects_v2(Bucket=BUCKET, Prefix="deployments/")
+
+
+# --- releases only move forward ---------------------------------------------------------------------------------------
+
+# History: a - b - c on master, and x branched off a (never merged). Each case: the commits deployed to dev so far
+# (oldest first), the commit to deploy, ROLLBACK_TO, and what check-forward says (an error starts with "error: ").
+FORWARD: dict[str, tuple[list[str], str, str, str]] = {
+    "first deploy": ([], "b", "", "has no recorded deploy: "),
+    "the same commit again (a retried job)": (["c"], "c", "", "runs {c} already"),
+    "a descendant": (["a", "b"], "c", "", "{c} descends from {b}"),
+    "an older commit, late": (["b", "c"], "b", "", "error: refusing to deploy {b} to stack dev"),
+    "a commit off another line": (["c"], "x", "", "error: refusing to deploy {x}"),
+    "an older commit, on purpose": (["c"], "b", "{b}", "ROLLBACK: {b} does not descend from {c}"),
+    "ROLLBACK_TO names another commit": (["c"], "b", "{a}", "error: refusing to deploy {b}"),
+    "a stale ROLLBACK_TO on a forward deploy": (["b"], "c", "{b}", "ROLLBACK_TO={b} is ignored"),
+    "ROLLBACK_TO not a full SHA": (["c"], "b", "b1a2", "error: ROLLBACK_TO 'b1a2' must be the full 40-character"),
+    "the last deploy is unknown to git": (["gone"], "c", "", "error: cannot tell whether {c} descends from {gone}"),
+}
+
+
+@pytest.mark.parametrize("case", FORWARD, ids=list(FORWARD))
+def test_releases_only_move_forward_unless_rolled_back_on_purpose(
+    case: str, catalog: Any, repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed, deploy, rollback_to, expected = FORWARD[case]
+    commits = {"a": repo.commit("a"), "b": repo.commit("b"), "c": repo.commit("c"), "gone": "f" * 40}
+    repo.git("checkout", "--quiet", "-b", "side", commits["a"])
+    commits["x"] = repo.commit("x")
+    for sequence, name in enumerate(deployed, start=1):
+        put_record(catalog, "dev", sequence, commits[name])
+    args = ["check-forward", "--stack", "dev", "--commit", commits[deploy]]
+    code, out, err = run_cli(repo.path, *args, "--rollback-to", rollback_to.format(**commits), capsys=capsys)
+    expected = expected.format(**commits)
+    if expected.startswith("error: "):
+        assert (code, out) == (2, "")
+        assert expected in err
+    else:
+        assert (code, err) == (0, ""), err
+        assert expected in out
