@@ -53,6 +53,14 @@ var resources = map[string][2]string{
 	"alicloud_log_store":                          {"log", "Store"},
 }
 
+// fields restates the field settings pulumi_alicloud 4.0.0 was generated with where the bridge's default
+// would differ for Terraform provider v1.285.0 (found by comparing each type's Terraform schema with the
+// properties the SDK sends). The SDK keeps db_instance's serverless_config a list (serverlessConfigs)
+// although Terraform declares MaxItems: 1, which the bridge would otherwise flatten to one object.
+var fields = map[string]map[string]*tfbridge.SchemaInfo{
+	"alicloud_db_instance": {"serverless_config": {MaxItemsOne: tfbridge.False()}},
+}
+
 // dataSources maps Terraform data sources to the SDK's invoke tokens (alicloud:<module>/<fn>:<fn>).
 // The program calls none yet.
 var dataSources = map[string][2]string{}
@@ -79,13 +87,12 @@ func providerInfo() tfbridge.ProviderInfo {
 		IgnoreMappings: unmapped(p),
 	}
 	for tf, t := range resources {
-		prov.Resources[tf] = &tfbridge.ResourceInfo{Tok: tfbridge.MakeResource("alicloud", t[0], t[1])}
+		prov.Resources[tf] = &tfbridge.ResourceInfo{Tok: tfbridge.MakeResource("alicloud", t[0], t[1]), Fields: fields[tf]}
 	}
 	for tf, t := range dataSources {
 		prov.DataSources[tf] = &tfbridge.DataSourceInfo{Tok: tfbridge.MakeDataSource("alicloud", t[0], t[1])}
 	}
-	// As pulumi-alicloud does: a resource with a `name` input gets an auto-name when none is given.
-	prov.SetAutonaming(255, "-")
+	autoname(&prov)
 	return prov
 }
 
@@ -106,6 +113,29 @@ func unmapped(p shim.Provider) []string {
 		return true
 	})
 	return names
+}
+
+// autoname gives a string `name` input an auto-name (logical name plus random suffix) when the program sets
+// none, as pulumi-alicloud's SetAutonaming(255, "-") does, but skips deprecated `name` fields: v1.285.0
+// still has them on types whose SDK 4.0.0 no longer has a `name` property (vpc, vswitch, ram_role, ...),
+// so upstream's newer provider does not auto-name those.
+func autoname(prov *tfbridge.ProviderInfo) {
+	for tf, r := range prov.Resources {
+		res := prov.P.ResourcesMap().Get(tf)
+		if res == nil {
+			continue
+		}
+		s, ok := res.Schema().GetOk("name")
+		if !ok || !(s.Optional() || s.Required()) || s.Type() != shim.TypeString || s.Deprecated() != "" {
+			continue
+		}
+		if r.Fields == nil {
+			r.Fields = map[string]*tfbridge.SchemaInfo{}
+		}
+		if _, set := r.Fields["name"]; !set {
+			r.Fields["name"] = tfbridge.AutoName("name", 255, "-")
+		}
+	}
 }
 
 func main() {
