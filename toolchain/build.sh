@@ -49,6 +49,8 @@ build pyhost pulumi-language-python "-X github.com/pulumi/pulumi/sdk/v3/go/commo
 # sdk/v3 module zip at the pulumi pin (it must match the Python SDK the program's virtualenv has).
 sdk_dir="$(cd "$here/cli" && go mod download -json github.com/pulumi/pulumi/sdk/v3 | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
 install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$tmp/bin/pulumi-language-python-exec"
+# The provider plugin that runs the program's dynamic resources (infra.health_gate), same module zip.
+install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$tmp/bin/pulumi-resource-pulumi-python"
 build alicloud pulumi-resource-alicloud "-X main.version=$ALICLOUD_VERSION" .
 build random pulumi-resource-random "-X main.version=$RANDOM_VERSION" .
 
