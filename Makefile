@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup plan test lint
+.PHONY: setup tools plan test lint
 
 # The virtualenv with the program's and the checks' Python packages (pip only: no npm, no Go).
 $(VENV)/.installed: requirements.txt requirements-dev.txt packer/files/app-secrets-requirements.txt
@@ -23,6 +23,11 @@ node_modules/.installed: package.json package-lock.json .system-test-tools
 
 setup: $(VENV)/.installed .system-test-tools node_modules/.installed
 
+# The Pulumi CLI, its Python language host and the alicloud/random providers, built from Go modules at the pins into a
+# cache outside git (toolchain/README.md): the first build takes about half an hour, later ones return at once.
+tools:
+	bash toolchain/build.sh
+
 # Evaluate every stack offline (no cloud account, no Pulumi CLI): what it would create, the zone-loss audit, and an
 # architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.
 plan: $(VENV)/.installed
@@ -33,5 +38,5 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-test: setup lint
+test: setup tools lint
 	$(PY) -m pytest

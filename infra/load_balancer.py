@@ -149,7 +149,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 description=f"{args.name_prefix}-https",
                 sticky_session="off",
                 # The app learns that the client spoke HTTPS (X-Forwarded-Proto) and who the client is.
-                x_forwarded_for=alicloud.slb.ListenerXForwardedForArgs(retrive_client_ip=True, retrive_slb_proto=True),
+                # The client's address is always passed (`retrive_client_ip` is Computed only, "can not be modified,
+                # and it default to true": terraform-provider-alicloud v1.285.0 resource_alicloud_slb_listener.go
+                # l.283-287; the real provider refuses it as an input although the SDK offers it).
+                x_forwarded_for=alicloud.slb.ListenerXForwardedForArgs(retrive_slb_proto=True),
                 **health_check,
                 opts=child,
             )

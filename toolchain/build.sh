@@ -6,6 +6,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+command -v go >/dev/null 2>&1 || {
+	echo "toolchain: the Go toolchain (1.26 or later) is needed to build Pulumi from source; see toolchain/README.md" >&2
+	exit 2
+}
 
 # Versions the binaries report. The CLI reports the pulumi pin; each provider reports the plugin version
 # its Python SDK asks for, with semver build metadata naming the Terraform provider that is bridged.
