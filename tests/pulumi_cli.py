@@ -116,12 +116,17 @@ class Workspace:
         }
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 600, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 600,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`pulumi ARGS…` in the project copy; raises with the CLI's whole output when it fails and `check` is set."""
+        """`pulumi ARGS…` in the project copy (or `cwd`); raises with the CLI's output when it fails and `check` is set."""
         done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
-            cwd=self.project,
+            cwd=cwd or self.project,
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
