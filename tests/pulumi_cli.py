@@ -123,7 +123,7 @@ class Workspace:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`pulumi ARGS…` in the project copy (or `cwd`); raises with the CLI's output when it fails and `check` is set."""
+        """`pulumi ARGS…` in the project copy (or `cwd`); raises with its output when it fails and `check` is set."""
         done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
             cwd=cwd or self.project,
