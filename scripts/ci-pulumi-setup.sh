@@ -32,7 +32,12 @@ unset credentials
 # `when_required` settings.
 : "${STATE_BUCKET:?set STATE_BUCKET (CI/CD variable): the OSS bucket made by python -m pipeline.state_bucket}"
 : "${OSS_REGION:?set OSS_REGION (CI/CD variable): region of the state bucket, e.g. cn-hangzhou}"
-export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2"
+# A local S3 server on 127.0.0.1 (the pipeline's own tests) has no per-bucket host names, so only there requests are
+# path-style (gocloud.dev's s3blob `use_path_style`).
+path_style=""
+case "${OSS_ENDPOINT:-}" in http://127.0.0.1:*) path_style="&use_path_style=true" ;; esac
+export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2${path_style}"
+unset path_style
 export AWS_REGION="$OSS_REGION"
 export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION=when_required

@@ -1,6 +1,6 @@
 """The real Pulumi CLI, language host and providers (built from source by toolchain/build.sh) on a throwaway copy of
 this project: its own PULUMI_HOME, a state backend in a temporary folder (or any URL), passphrase secrets and dummy
-static credentials. Nothing it starts may reach an address other than 127.0.0.1 (see `_ISOLATION`).
+static credentials. Nothing it starts may reach an address other than 127.0.0.1 (see `ENGINE_ISOLATION`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ PASSPHRASE = "rehearsal-passphrase"  # pragma: allowlist secret
 # `account_type` and `account_id`, read from these variables). Every HTTP(S) request of the engine, the plugins and
 # the program goes through a proxy address where nothing listens, so a call that slipped through fails at once on
 # 127.0.0.1 instead of leaving the machine; local stand-ins are reached directly (NO_PROXY).
-_ISOLATION = {
+ENGINE_ISOLATION = {
     "ALIBABA_CLOUD_ACCOUNT_TYPE": "Domestic",
     "ALIBABA_CLOUD_ACCOUNT_ID": "1234567890123456",
     "HTTP_PROXY": "http://127.0.0.1:9",
@@ -110,7 +110,7 @@ class Workspace:
             "PULUMI_SKIP_CONFIRMATIONS": "true",
             "ALIBABA_CLOUD_ACCESS_KEY_ID": "rehearsal-key-id",
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "rehearsal-key-secret",  # pragma: allowlist secret
-            **_ISOLATION,
+            **ENGINE_ISOLATION,
             **cloud,
             **self.extra_env,
         }

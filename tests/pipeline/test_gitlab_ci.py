@@ -27,6 +27,7 @@ from plan.offline import PROJECT_DIR
 from tests.conftest import STACKS
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
+from tests.pulumi_cli import ENGINE_ISOLATION, toolchain_bin
 
 CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
 GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
@@ -515,7 +516,8 @@ def assert_backend_and_credentials(calls: list[dict[str, Any]], s3_server: str) 
             continue
         env = call["env"]
         assert env["PULUMI_BACKEND_URL"] == (
-            f"s3://{STATE_BUCKET}?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2"
+            # path-style only because the test's S3 server is on 127.0.0.1 (scripts/ci-pulumi-setup.sh)
+            f"s3://{STATE_BUCKET}?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2&use_path_style=true"
         ), env
         # The temporary credentials from the local STS, for the provider and for the state backend alike.
         assert env["ALIBABA_CLOUD_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"] == FakeSts.issued_key_id
@@ -557,6 +559,38 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
     assert "Previewing update (preprod)" in preview
     # Which image, and why: the one built for C, which dev deployed successfully.
     assert f"promoted image {IMAGE_C} " in preview and "succeeded in dev (deploy #2)" in preview
+
+
+def test_the_preview_job_runs_the_real_cli_with_the_policy_pack_against_the_state_bucket(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """The preview job as the pipeline runs it, with the real CLI, host and providers (toolchain/) instead of the
+    recording stand-in: the stack in the S3 backend (moto), the temporary credentials from the local STS."""
+    tool_bin = toolchain_bin()
+    venv_bin = Path(sys.executable).parent
+    system_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != str(runner.log.parent))
+    env = {
+        **{k: v for k, v in runner.env.items() if k != "PATH"},
+        **ENGINE_ISOLATION,
+        "PATH": os.pathsep.join([str(tool_bin), str(venv_bin), system_path]),
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # The stop-gap language host ignores Pulumi.yaml's virtualenv option (toolchain/README.md).
+        "PULUMI_PYTHON_CMD": sys.executable,
+    }
+    real = Runner(runner.repo, env, runner.base_variables, runner.log, runner.sts)
+    values = {**merge_request("master", "pre-production", protected=True), "PULUMI_CONFIG_PASSPHRASE": "job-passphrase"}
+    result, _ = real.attempt("master", values, "preview:preprod", *MR_UNSET)
+    preview = kept_artifact(runner, "preview.txt")
+    assert result.returncode == 0, result.stdout[-4000:] + preview[-4000:]
+    assert re.search(r"\+ \d+ to create", preview), preview[-3000:]
+    assert re.search(r"Policies:\s*\n\s*\S*\s*ha-webapp@", preview), preview[-3000:]
+    # The stack lives in the state bucket, where `stack select --create` put it.
+    listed = catalog_client(runner.base_variables["OSS_ENDPOINT"]).list_objects_v2(
+        Bucket=STATE_BUCKET, Prefix=".pulumi/stacks/"
+    )
+    assert any(item["Key"].endswith("preprod.json") for item in listed.get("Contents", [])), listed
 
 
 def test_the_preview_says_why_it_skips_an_image_or_has_none(runner: Runner, deploy_records: Any) -> None:
