@@ -10,6 +10,8 @@ set -euo pipefail
 # from, so the cached .venv costs nothing on most jobs.
 if [ -n "${CI_REUSE_VENV:-}" ]; then
   venv="$CI_REUSE_VENV"
+  # Pulumi.yaml names .venv, and the engine's dynamic-provider plugin (the health gate) runs the Python found there.
+  [ -e .venv ] || ln -s "$venv" .venv
 else
   venv="$PWD/.venv"
   wanted="$(sha256sum requirements.txt | cut -d' ' -f1)"

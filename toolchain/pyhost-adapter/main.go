@@ -235,6 +235,10 @@ func rewriteRunPlugin(msg *frame) error {
 		return fmt.Errorf("RunPluginRequest: program directory %q is not absolute", dir)
 	}
 	req.Program = dir
+	// The plugin announces its port on stdout and the CLI waits for that line; the stopgap runs `python` without -u,
+	// so with stdout a pipe the port would sit in Python's buffer and the CLI wait forever (seen with the policy pack
+	// whenever PYTHONUNBUFFERED was not already set by the caller's environment).
+	req.Env = append(req.Env, "PYTHONUNBUFFERED=1")
 	data, err := proto.Marshal(&req)
 	if err != nil {
 		return fmt.Errorf("encoding RunPluginRequest: %w", err)

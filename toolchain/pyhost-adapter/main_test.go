@@ -39,6 +39,7 @@ func TestRunPluginGetsProgramFromInfo(t *testing.T) {
 	}
 	want := proto.Clone(in).(*pulumirpc.RunPluginRequest)
 	want.Program = "/proj/policy"
+	want.Env = []string{"A=1", "PYTHONUNBUFFERED=1"} // the port line must reach the CLI through a pipe
 	if !proto.Equal(out, want) {
 		t.Fatalf("got %v, want %v", out, want)
 	}
