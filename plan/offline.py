@@ -316,15 +316,23 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 
 def _record(urn: str, request: Any) -> Resource:
+    from pulumi.output import Unknown
     from pulumi.runtime import rpc
 
+    inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+    # pulumi 3.260 sends an input that is both unknown and secret as a bare unknown, without its secret envelope
+    # (3.272 kept it). The resource class itself declares which of its properties are secret (additionalSecretOutputs),
+    # and the engine treats them so: mark those unknowns secret, as the plan showed them before.
+    for key in request.additionalSecretOutputs:
+        if isinstance(inputs.get(key), Unknown):
+            inputs[key] = {_SIG_KEY: SECRET_SIG, "value": inputs[key]}
     return Resource(
         urn=urn,
         type=request.type,
         name=request.name,
         custom=bool(request.custom),
         parent=request.parent or None,
-        inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+        inputs=inputs,
         dependencies=tuple(request.dependencies),
         property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
         protect=bool(request.protect),
