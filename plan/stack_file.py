@@ -4,8 +4,9 @@ The CLI (pkg/workspace/loaders.go, sdk/go/common/resource/config) decodes `Pulum
 into plain values, namespaces keys without a `:` with the project's name, writes the result back as YAML and decodes
 it again into its config map. What a program then receives, and what this module returns:
 
-- a plain value is its text: `true` -> "true", `2.0` -> "2" (Go formats the float 2 as `2`), `0x10` -> "16", a date
-  keeps its text ("2024-01-01"), `!!binary` is decoded, an empty value is "";
+- a plain value is its text: `true` -> "true", `2.0` -> "2" and `1234567.0` -> "1234567" (Go's encoding/json writes
+  floats), `0x10` -> "16", a date or timestamp becomes Go's time.Time text ("2024-01-01 00:00:00 +0000 UTC", as the
+  real CLI shows it), `!!binary` is decoded, an empty value is "";
 - a mapping or list is JSON (a float that is a whole number becomes an integer, as Go's JSON writes it);
 - `{secure: ...}` is a secret (here a placeholder: only the stack's secrets provider can decrypt it).
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import decimal
 import json
 import math
@@ -252,8 +254,10 @@ class _Reader:
     def _scalar(self, node: _Node, key: str) -> Any:
         self._check_tag(node, f"{_CORE}str", key)
         tag, text = node.tag, node.text
-        if tag == f"{_CORE}str" or (tag is None and not node.plain) or tag == f"{_CORE}timestamp":
-            return text  # a timestamp stays its text, as YAML v3 decodes one into interface{}
+        if tag == f"{_CORE}str" or (tag is None and not node.plain):
+            return text
+        if tag == f"{_CORE}timestamp":
+            return _timestamp(text) or text
         if tag == f"{_CORE}binary":
             try:
                 data = base64.b64decode("".join(text.split()), validate=True)
@@ -308,6 +312,47 @@ class _Reader:
         raise self.fail(line, raw, "not a configuration key (expected <namespace>:<name>)")
 
 
+# Go's YAML v3 (resolve.go, allowedTimestampFormats): what a plain scalar must look like to decode as a time.Time.
+_TIMESTAMP_RE = re.compile(
+    r"(?P<date>\d{4}-\d{1,2}-\d{1,2})"
+    r"(?:(?:[Tt]|[ \t]+)(?P<time>\d{1,2}:\d{1,2}:\d{1,2})(?P<fraction>\.\d+)?"
+    r"(?:[ \t]*(?P<zone>Z|[+-]\d{1,2}(?::\d{2})?))?)?"
+)
+
+
+def _timestamp(text: str) -> datetime.datetime | None:
+    """A YAML timestamp as Go's YAML v3 parses it (UTC unless it names an offset), or None."""
+    match = _TIMESTAMP_RE.fullmatch(text)
+    if not match:
+        return None
+    # Go's layouts: a space-separated time takes no zone; a `T` one may name Z or an offset.
+    if match["zone"] and not re.search(r"[Tt]", text):
+        return None
+    try:
+        year, month, day = (int(part) for part in match["date"].split("-"))
+        hour, minute, second = (int(part) for part in (match["time"] or "0:0:0").split(":"))
+        micro = int((match["fraction"] or ".0")[1:7].ljust(6, "0"))
+        zone = match["zone"]
+        if zone in (None, "Z"):
+            tz = datetime.UTC
+        else:
+            hours, _, minutes = zone[1:].partition(":")
+            offset = datetime.timedelta(hours=int(hours), minutes=int(minutes or 0))
+            tz = datetime.timezone(-offset if zone[0] == "-" else offset)
+        return datetime.datetime(year, month, day, hour, minute, second, micro, tz)
+    except ValueError:
+        return None
+
+
+def _go_time(value: datetime.datetime) -> str:
+    """Go's time.Time.String(): "2006-01-02 15:04:05.999999999 -0700 MST" (an unnamed zone shows its offset)."""
+    text = value.strftime("%Y-%m-%d %H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    offset = value.strftime("%z")
+    return f"{text} {offset} {'UTC' if value.utcoffset() == datetime.timedelta(0) else offset}"
+
+
 def _resolve(text: str) -> Any:
     """A plain scalar as Go's YAML v3 resolves it without a tag."""
     if text in _NULLS:
@@ -325,7 +370,7 @@ def _resolve(text: str) -> Any:
             return float(plain)
     elif text[0] == "." and _YAML_FLOAT.fullmatch(text):
         return float(text)
-    return text
+    return _timestamp(text) or text
 
 
 def _go_int(text: str) -> int | None:
@@ -373,7 +418,9 @@ def _go_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _go_float_g(value)
+        return _go_json_float(value) if math.isfinite(value) else _go_float_g(value)
+    if isinstance(value, datetime.datetime):
+        return _go_time(value)
     return str(value)
 
 
@@ -388,7 +435,21 @@ def _as_go_json(value: Any) -> Any:
             raise ValueError(f"{_go_float_g(value)} cannot be passed to the program (JSON has no such number)")
         if value.is_integer() and abs(value) < 1e21:
             return int(value)
+    if isinstance(value, datetime.datetime):
+        return _go_time(value)
     return value
+
+
+def _go_json_float(value: float) -> str:
+    """A finite float as Go's encoding/json writes it: fixed notation unless it is below 1e-6 or from 1e21 on, then
+    the shortest exponent form with at least one exponent digit ("1e-7", "1e+21")."""
+    if value == 0 or 1e-6 <= abs(value) < 1e21:
+        text = format(decimal.Decimal(repr(value)), "f")
+        return text[:-2] if text.endswith(".0") else text
+    mantissa, exponent = repr(value).replace("E", "e").split("e") if "e" in repr(value) else (repr(value), "0")
+    mantissa = mantissa.removesuffix(".0")
+    number = int(exponent)
+    return f"{mantissa}e{'-' if number < 0 else '+'}{abs(number)}"
 
 
 def _go_float_g(value: float) -> str:

@@ -10,6 +10,8 @@ set -euo pipefail
 # from, so the cached .venv costs nothing on most jobs.
 if [ -n "${CI_REUSE_VENV:-}" ]; then
   venv="$CI_REUSE_VENV"
+  # Pulumi.yaml names .venv, and the engine's dynamic-provider plugin (the health gate) runs the Python found there.
+  [ -e .venv ] || ln -s "$venv" .venv
 else
   venv="$PWD/.venv"
   wanted="$(sha256sum requirements.txt | cut -d' ' -f1)"
@@ -32,7 +34,12 @@ unset credentials
 # `when_required` settings.
 : "${STATE_BUCKET:?set STATE_BUCKET (CI/CD variable): the OSS bucket made by python -m pipeline.state_bucket}"
 : "${OSS_REGION:?set OSS_REGION (CI/CD variable): region of the state bucket, e.g. cn-hangzhou}"
-export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2"
+# A local S3 server on 127.0.0.1 (the pipeline's own tests) has no per-bucket host names, so only there requests are
+# path-style (gocloud.dev's s3blob `use_path_style`).
+path_style=""
+case "${OSS_ENDPOINT:-}" in http://127.0.0.1:*) path_style="&use_path_style=true" ;; esac
+export PULUMI_BACKEND_URL="s3://${STATE_BUCKET}?region=${OSS_REGION}&endpoint=${OSS_ENDPOINT:-https://s3.oss-${OSS_REGION}.aliyuncs.com}&awssdk=v2${path_style}"
+unset path_style
 export AWS_REGION="$OSS_REGION"
 export AWS_REQUEST_CHECKSUM_CALCULATION=when_required
 export AWS_RESPONSE_CHECKSUM_VALIDATION=when_required

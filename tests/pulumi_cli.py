@@ -1,6 +1,6 @@
 """The real Pulumi CLI, language host and providers (built from source by toolchain/build.sh) on a throwaway copy of
 this project: its own PULUMI_HOME, a state backend in a temporary folder (or any URL), passphrase secrets and dummy
-static credentials. Nothing it starts may reach an address other than 127.0.0.1 (see `_ISOLATION`).
+static credentials. Nothing it starts may reach an address but 127.0.0.1 (`PROVIDER_OFFLINE`, `PROXY_TO_NOWHERE`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ PASSPHRASE = "rehearsal-passphrase"  # pragma: allowlist secret
 
 # The provider's start-up would otherwise ask BssOpenApi for the account type (QueryAvailableInstances) and STS for
 # the account ID; both are documented provider settings (terraform-provider-alicloud alicloud/provider.go,
-# `account_type` and `account_id`, read from these variables). Every HTTP(S) request of the engine, the plugins and
-# the program goes through a proxy address where nothing listens, so a call that slipped through fails at once on
-# 127.0.0.1 instead of leaving the machine; local stand-ins are reached directly (NO_PROXY).
-_ISOLATION = {
-    "ALIBABA_CLOUD_ACCOUNT_TYPE": "Domestic",
-    "ALIBABA_CLOUD_ACCOUNT_ID": "1234567890123456",
+# `account_type` and `account_id`, read from these variables).
+PROVIDER_OFFLINE = {"ALIBABA_CLOUD_ACCOUNT_TYPE": "Domestic", "ALIBABA_CLOUD_ACCOUNT_ID": "1234567890123456"}
+# For runs that need no local stand-in: every HTTP(S) request of the engine, the plugins and the program goes through a
+# proxy address where nothing listens, so a call that slipped through fails at once on 127.0.0.1 instead of leaving
+# the machine. (Alibaba's Python SDKs ignore NO_PROXY, so runs whose health gate or tools call a local stand-in --
+# the local cloud's SLB API, the pipeline's STS -- cannot use it.)
+PROXY_TO_NOWHERE = {
     "HTTP_PROXY": "http://127.0.0.1:9",
     "HTTPS_PROXY": "http://127.0.0.1:9",
     "http_proxy": "http://127.0.0.1:9",
@@ -116,18 +117,24 @@ class Workspace:
             "PULUMI_SKIP_CONFIRMATIONS": "true",
             "ALIBABA_CLOUD_ACCESS_KEY_ID": "rehearsal-key-id",
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "rehearsal-key-secret",  # pragma: allowlist secret
-            **_ISOLATION,
+            **PROVIDER_OFFLINE,
+            **(PROXY_TO_NOWHERE if self.cloud is None else {}),
             **cloud,
             **self.extra_env,
         }
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 600, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = 600,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """`pulumi ARGS…` in the project copy; raises with the CLI's whole output when it fails and `check` is set."""
+        """`pulumi ARGS…` in the project copy (or `cwd`); raises with its output when it fails and `check` is set."""
         done = subprocess.run(
             ["pulumi", "--non-interactive", *args],
-            cwd=self.project,
+            cwd=cwd or self.project,
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,

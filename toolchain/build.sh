@@ -46,9 +46,14 @@ build() { # build <module dir> <output name> <ldflags> <package>
 
 build cli pulumi "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
 	github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-# STOPGAP (README.md): the host of our pin is not served; this one is from sdk/v3 $PYHOST_VERSION.
-build pyhost pulumi-language-python "-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYHOST_VERSION" \
+# STOPGAP (README.md): the host of our pin is not served; this one is from sdk/v3 $PYHOST_VERSION. The CLI talks to
+# it through our adapter (pyhost-adapter/main.go), installed as the host, which starts it under the -stopgap name
+# and fills in the RunPlugin field the old host needs to run policy packs. When the real host is buildable, build
+# it as pulumi-language-python and delete these two builds and their modules.
+build pyhost pulumi-language-python-stopgap \
+	"-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PYHOST_VERSION" \
 	github.com/pulumi/pulumi/sdk/v3/python/cmd/pulumi-language-python
+build pyhost-adapter pulumi-language-python "" .
 # The host runs programs through this shim, which it looks for next to its own binary. It comes from the
 # sdk/v3 module zip at the pulumi pin (it must match the Python SDK the program's virtualenv has).
 sdk_dir="$(cd "$here/cli" && go mod download -json github.com/pulumi/pulumi/sdk/v3 | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 
@@ -27,6 +28,7 @@ from plan.offline import PROJECT_DIR
 from tests.conftest import STACKS
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
+from tests.pulumi_cli import PROVIDER_OFFLINE, toolchain_bin
 
 CI_FILE = PROJECT_DIR / ".gitlab-ci.yml"
 GITLAB_CI_LOCAL = PROJECT_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
@@ -452,7 +454,16 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
     # The state bucket with the image catalog: images built on master for commits A and C; dev deployed A then C,
     # preprod deployed A (the records `image_handoff record` writes after each successful deploy).
     s3 = catalog_client(s3_server)
-    s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    # Created with a SigV4 client for the bucket's region: moto files a bucket made through a V2-signed request (as
+    # pipeline.oss signs for OSS) under another partition than the one V4-signed requests for cn-hangzhou reach, and
+    # then recurses without end when the Pulumi CLI's Go SDK asks for it.
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="cn-hangzhou",
+        aws_access_key_id="test-key-id",
+        aws_secret_access_key="test-key-secret",  # pragma: allowlist secret
+    ).create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
     for name, image, version in (("A", IMAGE_A, "1.0.0"), ("C", IMAGE_C, "1.1.0")):
         sha = ci_repo.commits[name]
         entry = {"commit": sha, "version": version, "images": {"cn-hangzhou": image}, "built_at": "2026-01-01T00:00Z"}
@@ -515,7 +526,8 @@ def assert_backend_and_credentials(calls: list[dict[str, Any]], s3_server: str) 
             continue
         env = call["env"]
         assert env["PULUMI_BACKEND_URL"] == (
-            f"s3://{STATE_BUCKET}?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2"
+            # path-style only because the test's S3 server is on 127.0.0.1 (scripts/ci-pulumi-setup.sh)
+            f"s3://{STATE_BUCKET}?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2&use_path_style=true"
         ), env
         # The temporary credentials from the local STS, for the provider and for the state backend alike.
         assert env["ALIBABA_CLOUD_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"] == FakeSts.issued_key_id
@@ -557,6 +569,38 @@ def test_a_merge_request_previews_the_target_branchs_stack_and_keeps_the_preview
     assert "Previewing update (preprod)" in preview
     # Which image, and why: the one built for C, which dev deployed successfully.
     assert f"promoted image {IMAGE_C} " in preview and "succeeded in dev (deploy #2)" in preview
+
+
+def test_the_preview_job_runs_the_real_cli_with_the_policy_pack_against_the_state_bucket(
+    runner: Runner, tmp_path: Path
+) -> None:
+    """The preview job as the pipeline runs it, with the real CLI, host and providers (toolchain/) instead of the
+    recording stand-in: the stack in the S3 backend (moto), the temporary credentials from the local STS."""
+    tool_bin = toolchain_bin()
+    venv_bin = Path(sys.executable).parent
+    system_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != str(runner.log.parent))
+    env = {
+        **{k: v for k, v in runner.env.items() if k != "PATH"},
+        **PROVIDER_OFFLINE,
+        "PATH": os.pathsep.join([str(tool_bin), str(venv_bin), system_path]),
+        "PULUMI_HOME": str(tmp_path / "pulumi-home"),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # The stop-gap language host ignores Pulumi.yaml's virtualenv option (toolchain/README.md).
+        "PULUMI_PYTHON_CMD": sys.executable,
+    }
+    real = Runner(runner.repo, env, runner.base_variables, runner.log, runner.sts)
+    values = {**merge_request("master", "pre-production", protected=True), "PULUMI_CONFIG_PASSPHRASE": "job-passphrase"}
+    result, _ = real.attempt("master", values, "preview:preprod", *MR_UNSET)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    preview = kept_artifact(runner, "preview.txt")
+    assert re.search(r"\+ \d+ to create", preview), preview[-3000:]
+    assert re.search(r"Policy Packs run:\s*\n.*\n\s*ha-webapp\|local\|policy\s", preview), preview[-3000:]
+    # The stack lives in the state bucket, where `stack select --create` put it.
+    listed = catalog_client(runner.base_variables["OSS_ENDPOINT"]).list_objects_v2(
+        Bucket=STATE_BUCKET, Prefix=".pulumi/stacks/"
+    )
+    assert any(item["Key"].endswith("preprod.json") for item in listed.get("Contents", [])), listed
 
 
 def test_the_preview_says_why_it_skips_an_image_or_has_none(runner: Runner, deploy_records: Any) -> None:

@@ -86,12 +86,23 @@ ACCEPTED: list[tuple[str, str, dict[str, str]]] = [
         "encryptionsalt: v1:abc\nconfig:\n  ha-webapp:protect: true\n",
         {"ha-webapp:protect": "true"},
     ),
-    ("date-stays-text", "config:\n  ha-webapp:imageId: 2024-01-01\n", {"ha-webapp:imageId": "2024-01-01"}),
+    # What the real CLI shows (tests/toolchain/test_cli_config.py): YAML v3 decodes these into Go's time.Time.
     (
-        "timestamp-stays-text",
-        "config:\n  ha-webapp:app: {built: 2024-01-01 10:00:00}\n",
-        {"ha-webapp:app": '{"built": "2024-01-01 10:00:00"}'},
+        "date-becomes-go-time",
+        "config:\n  ha-webapp:imageId: 2024-01-01\n",
+        {"ha-webapp:imageId": "2024-01-01 00:00:00 +0000 UTC"},
     ),
+    (
+        "timestamp-becomes-go-time",
+        "config:\n  ha-webapp:app: {built: 2024-01-01 10:00:00}\n",
+        {"ha-webapp:app": '{"built": "2024-01-01 10:00:00 +0000 UTC"}'},
+    ),
+    (
+        "timestamp-with-offset",
+        "config:\n  ha-webapp:imageId: 2024-01-01T10:00:00.25+02:00\n",
+        {"ha-webapp:imageId": "2024-01-01 10:00:00.25 +0200 +0200"},
+    ),
+    ("date-like-text", "config:\n  ha-webapp:imageId: 2024-01\n", {"ha-webapp:imageId": "2024-01"}),
     ("binary-is-decoded", "config:\n  ha-webapp:imageId: !!binary bS0x\n", {"ha-webapp:imageId": "m-1"}),
     ("explicit-str", "config:\n  ha-webapp:protect: !!str true\n", {"ha-webapp:protect": "true"}),
     ("capitalised-bool", "config:\n  ha-webapp:protect: True\n", {"ha-webapp:protect": "true"}),
@@ -99,7 +110,9 @@ ACCEPTED: list[tuple[str, str, dict[str, str]]] = [
     ("empty-value", "config:\n  ha-webapp:imageId:\n", {"ha-webapp:imageId": ""}),
     ("hex-number", "config:\n  ha-webapp:imageId: 0x10\n", {"ha-webapp:imageId": "16"}),
     ("whole-float", "config:\n  ha-webapp:imageId: 2.0\n", {"ha-webapp:imageId": "2"}),
-    ("large-float", "config:\n  ha-webapp:imageId: 1234567.0\n", {"ha-webapp:imageId": "1.234567e+06"}),
+    ("large-float", "config:\n  ha-webapp:imageId: 1234567.0\n", {"ha-webapp:imageId": "1234567"}),
+    ("huge-float", "config:\n  ha-webapp:imageId: 1.5e+22\n", {"ha-webapp:imageId": "1.5e+22"}),
+    ("tiny-float", "config:\n  ha-webapp:imageId: 0.0000001\n", {"ha-webapp:imageId": "1e-7"}),
     (
         "nested-whole-float-is-an-int",
         "config:\n  ha-webapp:app: {serversPerZone: 2.0, ratio: 2.5}\n",

@@ -50,7 +50,7 @@ def test_the_real_preview_of_each_stack_passes(previews: dict[str, Preview], sta
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_policy_pack_ran_under_the_engine(previews: dict[str, Preview], stack: str) -> None:
     output = previews[stack].output
-    assert re.search(r"Policies:\s*\n\s*\S*\s*ha-webapp@", output), output[-3000:]
+    assert re.search(r"Policy Packs run:\s*\n.*\n\s*ha-webapp\|local\|policy\s", output), output[-3000:]
 
 
 @pytest.mark.parametrize("stack", STACKS)
