@@ -97,12 +97,6 @@ class Workspace:
         if self.cloud is not None:
             path.insert(0, str(bin_dir()))
             cloud = self.cloud.env(self.slb_endpoint, str(self.bin_dir / "pulumi-resource-alicloud"))
-            # The Alibaba Cloud Python SDK (darabonba-core 1.0.9, DaraCore.do_action) takes HTTP_PROXY from the
-            # environment but not NO_PROXY, so the health gate's calls to the SLB API on 127.0.0.1 would go to the
-            # dead proxy. The SLB API answers proxied requests addressed to itself and refuses any other target
-            # (localcloud/acs.py), so it can be the proxy and nothing still leaves 127.0.0.1.
-            if self.slb_endpoint:
-                cloud |= {"HTTP_PROXY": self.slb_endpoint, "http_proxy": self.slb_endpoint}
         return {
             **keep,
             "PATH": os.pathsep.join(path),
