@@ -93,10 +93,27 @@ def serve(fake: Fake) -> Iterator[Fake]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            path, _, query = self.path.partition("?")
+            target = self.path
             self.rfile.read(int(self.headers.get("content-length") or 0))
+            if "://" in target:
+                # The absolute form: a client that uses this server as its HTTP proxy (see `proxy_url`). Only requests
+                # to this server itself are answered; anything else would leave 127.0.0.1.
+                url = urllib.parse.urlsplit(target)
+                if url.netloc != fake.endpoint:
+                    self._answer(403, {"Code": "Forbidden.NotLocal", "Message": f"{url.netloc} is not reachable."})
+                    return
+                target = url.path + (f"?{url.query}" if url.query else "")
+            path, _, query = target.partition("?")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, answer = fake.respond(self.command, path, query, headers)
+            self._answer(*fake.respond(self.command, path, query, headers))
+
+        def do_GET(self) -> None:
+            self.do_POST()
+
+        def do_CONNECT(self) -> None:
+            self._answer(403, {"Code": "Forbidden.NotLocal", "Message": f"{self.path} is not reachable."})
+
+        def _answer(self, status: int, answer: dict[str, object]) -> None:
             payload = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=utf-8")

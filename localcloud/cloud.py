@@ -80,16 +80,14 @@ class LocalCloud:
             tx.resources[key(token, rid)] = record
             # Addresses are allocated at the beginning, as the API does, so that concurrent creates never share one.
             record["outputs"] = {**inputs, **spec.computed(rid, plain(inputs), cloud), "id": rid}
-            tx.record("create-begin", record=copy.deepcopy(record))
             wait = self.duration(cloud, token, "create")
-            boot = float(cloud["bootSeconds"])
+            # When the operation ends on the cloud's side, whether or not its caller is still there to see it.
+            record["endsAt"] = round(self.store.now() + wait, 3)
+            tx.record("create-begin", record=copy.deepcopy(record))
         self.store.sleep(wait)
         with self.store.transaction() as tx:
+            _settle(tx, self.store.now())
             record = tx.resources[key(token, rid)]
-            record["state"] = "ready"
-            if token == "alicloud:ecs/instance:Instance":
-                record["healthyAt"] = round(self.store.now() + boot, 3)
-            tx.record("create-end", record=copy.deepcopy(record))
         return record
 
     def update(self, token: str, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -103,18 +101,15 @@ class LocalCloud:
             record["state"] = "updating"
             if reboots:  # the provider stops the server, swaps its system disk and starts it again
                 record["healthyAt"] = None
-            tx.record("update-begin", record=copy.deepcopy(record))
+                record["reboots"] = True
             wait = self.duration(tx.cloud, record["type"], "update")
-            boot = float(tx.cloud["bootSeconds"])
+            record["endsAt"] = round(self.store.now() + wait, 3)
+            record["pendingInputs"] = inputs
+            tx.record("update-begin", record=copy.deepcopy(record))
         self.store.sleep(wait)
         with self.store.transaction() as tx:
+            _settle(tx, self.store.now())
             record = self._get(tx.cloud, token, rid)
-            computed = {k: v for k, v in record["outputs"].items() if k not in record["inputs"]}
-            record.update(state="ready", inputs=inputs, outputs={**computed, **inputs, "id": rid})
-            record["zone"] = kind(record["type"]).zone(plain(inputs), tx.cloud)
-            if reboots:
-                record["healthyAt"] = round(self.store.now() + boot, 3)
-            tx.record("update-end", record=copy.deepcopy(record))
         return record
 
     def delete(self, token: str, rid: str) -> None:
@@ -126,14 +121,20 @@ class LocalCloud:
             spec = kind(record["type"])
             spec.check_delete(record, tx.cloud)
             record["state"] = "deleting"
-            tx.record("delete-begin", record=copy.deepcopy(record))
             wait = self.duration(tx.cloud, record["type"], "delete")
+            record["endsAt"] = round(self.store.now() + wait, 3)
+            tx.record("delete-begin", record=copy.deepcopy(record))
         self.store.sleep(wait)
         with self.store.transaction() as tx:
-            record = tx.resources.pop(key(token, rid))
-            tx.record("delete-end", record={"id": rid, "type": record["type"], "urn": record["urn"]})
+            _settle(tx, self.store.now())
+
+    def settle(self) -> None:
+        """Finish every operation whose time is up, as the cloud does even when its caller was killed meanwhile."""
+        with self.store.transaction() as tx:
+            _settle(tx, self.store.now())
 
     def read(self, token: str, rid: str) -> dict[str, Any] | None:
+        self.settle()
         record: dict[str, Any] | None = self.store.snapshot()["resources"].get(key(token, rid))
         return record
 
@@ -154,14 +155,17 @@ class LocalCloud:
 
     def inventory(self) -> list[dict[str, Any]]:
         """Every resource the cloud holds, sorted by type and ID."""
+        self.settle()
         resources = self.store.snapshot()["resources"].values()
         return sorted(resources, key=lambda r: (r["type"], r["id"]))
 
     def timeline(self) -> list[dict[str, Any]]:
+        self.settle()
         return self.store.timeline()
 
     def health(self, load_balancer_id: str, listener_port: int = 80) -> dict[str, str]:
         """Each backend server's status on the listener now, as DescribeHealthStatus reports it."""
+        self.settle()
         entries = health.backends(self.store.snapshot(), load_balancer_id, listener_port, self.now())
         return {e["ServerId"]: e["ServerHealthStatus"] for e in entries}
 
@@ -223,3 +227,32 @@ class LocalCloud:
 def bin_dir() -> Path:
     """The folder with the `pulumi-resource-alicloud` that starts the local cloud's provider: put it first on PATH."""
     return PACKAGE_DIR / "bin"
+
+
+def _settle(tx: Any, now: float) -> None:
+    """End, in the transaction, every create, update and delete whose simulated duration is over."""
+    cloud = tx.cloud
+    boot = float(cloud["bootSeconds"])
+    for record_key, record in sorted(tx.resources.items(), key=lambda item: item[1].get("endsAt") or 0):
+        ends_at = record.get("endsAt")
+        if ends_at is None or ends_at > now + 1e-9:
+            continue
+        record.pop("endsAt")
+        if record["state"] == "creating":
+            record["state"] = "ready"
+            if record["type"] == "alicloud:ecs/instance:Instance":
+                record["healthyAt"] = round(ends_at + boot, 3)
+            tx.record("create-end", at=ends_at, record=copy.deepcopy(record))
+        elif record["state"] == "updating":
+            inputs = record.pop("pendingInputs")
+            computed = {k: v for k, v in record["outputs"].items() if k not in record["inputs"]}
+            record.update(state="ready", inputs=inputs, outputs={**computed, **inputs, "id": record["id"]})
+            record["zone"] = kind(record["type"]).zone(plain(inputs), cloud)
+            if record.pop("reboots", False):
+                record["healthyAt"] = round(ends_at + boot, 3)
+            tx.record("update-end", at=ends_at, record=copy.deepcopy(record))
+        elif record["state"] == "deleting":
+            tx.resources.pop(record_key)
+            tx.record(
+                "delete-end", at=ends_at, record={"id": record["id"], "type": record["type"], "urn": record["urn"]}
+            )

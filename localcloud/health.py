@@ -30,14 +30,16 @@ def _number(value: Any) -> float:
 def backends(cloud: dict[str, Any], load_balancer_id: str, listener_port: int, at: float) -> list[dict[str, Any]]:
     """DescribeHealthStatus's BackendServer entries for one listener at simulated time `at`."""
     resources = cloud["resources"].values()
-    groups = [
-        plain(r["inputs"].get("serverGroupId"))
+    # The listener on that port that forwards to a server group (a redirecting listener has none: no backends).
+    groups = {
+        plain(r["inputs"].get("serverGroupId")): str(r["inputs"].get("protocol") or "http")
         for r in resources
         if r["type"] == _LISTENER
         and r["state"] in _SERVING
         and r["inputs"].get("loadBalancerId") == load_balancer_id
         and int(_number(r["inputs"].get("frontendPort"))) == listener_port
-    ]
+        and r["inputs"].get("serverGroupId")
+    }
     entries = []
     for member in sorted(resources, key=lambda r: r["id"]):
         if member["type"] != _MEMBER or member["state"] not in _SERVING:
@@ -54,7 +56,7 @@ def backends(cloud: dict[str, Any], load_balancer_id: str, listener_port: int, a
                 "ServerHealthStatus": status,
                 "Port": port,
                 "ListenerPort": listener_port,
-                "Protocol": "http",
+                "Protocol": groups[member["inputs"].get("serverGroupId")],
                 "ServerIp": server["outputs"].get("privateIp", "") if server else "",
             }
         )

@@ -28,6 +28,7 @@ class SlbApi(FakeAcsApi):
     def answer(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
         assert self.cloud is not None
         request_id = str(uuid.uuid4()).upper()
+        self.cloud.settle()
         snapshot = self.cloud.store.snapshot()
         load_balancer_id = query.get("LoadBalancerId", "")
         if get(snapshot, _SLB, load_balancer_id) is None:
@@ -42,6 +43,13 @@ class SlbApi(FakeAcsApi):
             # Without a port the API answers every listener; the gate always names one.
             return 400, {"RequestId": request_id, "Code": "MissingListenerPort", "Message": "ListenerPort is required."}
         servers = health.backends(snapshot, load_balancer_id, listener_port, self.cloud.now())
+        with self.cloud.store.transaction() as tx:  # what the gate saw, and when (benchmarks/lifecycle.py reads it)
+            tx.record(
+                "describe-health",
+                loadBalancerId=load_balancer_id,
+                listenerPort=listener_port,
+                healthy=sorted(s["ServerId"] for s in servers if s["ServerHealthStatus"] == health.HEALTHY),
+            )
         return 200, {"RequestId": request_id, "BackendServers": {"BackendServer": servers}}
 
 

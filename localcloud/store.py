@@ -164,9 +164,13 @@ class Transaction:
         resources: dict[str, dict[str, Any]] = self.cloud["resources"]
         return resources
 
-    def record(self, event: str, **fields: Any) -> dict[str, Any]:
+    def record(self, event: str, at: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Append an event, at simulated time `at` (default: now; an operation's end can be recorded after it)."""
         self.cloud["seq"] += 1
-        entry = {"seq": self.cloud["seq"], "sim": round(self.store.now(), 3), "wall": time.time(), "event": event}
+        # Never before the last event: the timeline stays in order when an end is recorded late by another process.
+        sim = round(max(self.store.now() if at is None else at, float(self.cloud.get("lastSim", 0.0))), 3)
+        self.cloud["lastSim"] = sim
+        entry = {"seq": self.cloud["seq"], "sim": sim, "wall": time.time(), "event": event}
         entry.update(fields)
         self.events.append(entry)
         return entry

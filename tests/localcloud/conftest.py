@@ -68,3 +68,28 @@ def add_server(cloud: LocalCloud, net: dict[str, Any], zone: str, image: str = G
     )
     cloud.create(MEMBER, {"serverGroupId": net["server_group"]["id"], "serverId": server["id"], "port": 8080.0})
     return server
+
+
+CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
+CAS_CERTIFICATE = {
+    "alicloudCertificateId": "7751236",
+    "alicloudCertificateName": "dev-example",
+    "alicloudCertificateRegionId": "cn-hangzhou",
+    "name": "dev-certificate",
+}
+
+
+def serve_https(cloud: LocalCloud, net: dict[str, Any]) -> dict[str, Any]:
+    """The program's edge: a certificate, HTTPS on 443 to the server group, and 80 redirecting to it."""
+    certificate = cloud.create(CERTIFICATE, CAS_CERTIFICATE)
+    https = cloud.create(
+        LISTENER,
+        {
+            "loadBalancerId": net["slb"]["id"],
+            "protocol": "https",
+            "frontendPort": 443.0,
+            "serverGroupId": net["server_group"]["id"],
+            "serverCertificateId": certificate["id"],
+        },
+    )
+    return {"certificate": certificate, "https": https}

@@ -15,6 +15,7 @@ from tests.localcloud.conftest import (
     add_server,
     app_rule,
     build_network,
+    serve_https,
 )
 
 
@@ -93,3 +94,23 @@ def test_every_change_is_in_the_timeline_with_both_clocks(cloud: LocalCloud) -> 
     assert events[-1]["event"] == "zone-down"
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert all(a["sim"] <= b["sim"] and a["wall"] <= b["wall"] for a, b in itertools.pairwise(events))
+
+
+def test_the_https_listener_reports_the_servers_and_the_redirect_none(cloud: LocalCloud) -> None:
+    net = build_network(cloud)
+    serve_https(cloud, net)
+    server = add_server(cloud, net, ZONE_A)
+    wait_booted(cloud)
+    assert cloud.health(net["slb"]["id"], 443) == {server["id"]: "normal"}
+    cloud.delete("alicloud:slb/listener:Listener", f"{net['slb']['id']}:http:80")
+    cloud.create(
+        "alicloud:slb/listener:Listener",
+        {
+            "loadBalancerId": net["slb"]["id"],
+            "protocol": "http",
+            "frontendPort": 80.0,
+            "listenerForward": "on",
+            "forwardPort": 443.0,
+        },
+    )
+    assert cloud.health(net["slb"]["id"], 80) == {}

@@ -10,7 +10,10 @@ import pytest
 from localcloud import KINDS, CloudError, LocalCloud
 from plan.offline import evaluate
 from tests.localcloud.conftest import (
+    CAS_CERTIFICATE,
+    CERTIFICATE,
     GROUP,
+    LISTENER,
     RDS,
     RULE,
     SERVER,
@@ -20,7 +23,12 @@ from tests.localcloud.conftest import (
     add_server,
     app_rule,
     build_network,
+    serve_https,
 )
+
+CONTACT = "alicloud:cms/alarmContact:AlarmContact"
+CONTACT_GROUP = "alicloud:cms/alarmContactGroup:AlarmContactGroup"
+ALARM = "alicloud:cms/alarm:Alarm"
 
 
 def test_the_cloud_implements_exactly_the_types_the_program_uses() -> None:
@@ -96,6 +104,16 @@ def test_rds_zones_must_be_its_vswitches_zones_in_order(cloud: LocalCloud) -> No
             "alicloud:oos/secretParameter:SecretParameter",
             {"secretParameterName": "db-password-x7k2q9"},  # pragma: allowlist secret
             "EntityAlreadyExists.Parameter",
+        ),
+        (
+            "alicloud:cms/alarmContact:AlarmContact",
+            {"alarmContactName": "prod-oncall", "describe": "x", "channelsMail": "oncall@example.com"},
+            "ContactAlreadyExists",
+        ),
+        (
+            "alicloud:cms/alarmContactGroup:AlarmContactGroup",
+            {"alarmContactGroupName": "g"},
+            "ContactGroupAlreadyExists",
         ),
         (
             "alicloud:dns/alidnsRecord:AlidnsRecord",
@@ -213,3 +231,80 @@ def test_an_unknown_reference_is_refused(cloud: LocalCloud) -> None:
         VSWITCH,
         {"vpcId": "vpc-nope", "zoneId": ZONE_A, "cidrBlock": "10.0.0.0/24"},
     )
+
+
+def alarm_inputs(group: str) -> dict[str, Any]:
+    return {
+        "name": "prod-zone-unhealthy",
+        "project": "acs_slb_dashboard",
+        "metric": "UnhealthyServerCount",
+        "metricDimensions": '[{"instanceId": "lb-x"}]',
+        "contactGroups": [group],
+        "silenceTime": 900.0,
+        "escalationsCritical": {"statistics": "Maximum", "comparisonOperator": ">=", "threshold": "2", "times": 2.0},
+    }
+
+
+def test_certificates_and_alarms_have_the_providers_ids_and_outputs(cloud: LocalCloud) -> None:
+    net = build_network(cloud)
+    edge = serve_https(cloud, net)
+    assert re.fullmatch(r"\d{16}_[0-9a-f]{11,12}_\d{10}_-\d{9}", edge["certificate"]["id"])
+    assert edge["https"]["id"] == f"{net['slb']['id']}:https:443"
+    contact = cloud.create(CONTACT, {"alarmContactName": "prod-oncall", "describe": "x", "channelsMail": "a@b.c"})
+    assert contact["id"] == "prod-oncall"  # a contact's ID is its name
+    group = cloud.create(CONTACT_GROUP, {"alarmContactGroupName": "prod-alarms", "contacts": ["prod-oncall"]})
+    assert group["id"] == "prod-alarms"
+    alarm = cloud.create(ALARM, alarm_inputs("prod-alarms"))
+    assert re.fullmatch(r"terraform-\d{18}[0-9a-f]{8}", alarm["id"])
+    assert alarm["outputs"]["status"] == "OK"
+    assert alarm["outputs"]["effectiveInterval"] == "00:00-23:59"
+
+
+def test_an_https_listener_needs_an_existing_certificate(cloud: LocalCloud) -> None:
+    net = build_network(cloud)
+    https = {
+        "loadBalancerId": net["slb"]["id"],
+        "protocol": "https",
+        "frontendPort": 443.0,
+        "serverGroupId": net["server_group"]["id"],
+        "serverCertificateId": "1234567890123456_18f2a3b4c5d_1714763408_-709470326",
+    }
+    refused("ServerCertificateId.NotFound", cloud.create, LISTENER, https)
+    refused("MissingParameter.ServerCertificateId", cloud.create, LISTENER, {**https, "serverCertificateId": ""})
+
+
+def test_a_certificate_in_use_or_a_redirect_target_cannot_be_deleted(cloud: LocalCloud) -> None:
+    net = build_network(cloud)
+    cloud.delete(LISTENER, f"{net['slb']['id']}:http:80")
+    redirect = {"loadBalancerId": net["slb"]["id"], "protocol": "http", "frontendPort": 80.0}
+    redirect |= {"listenerForward": "on", "forwardPort": 443.0}
+    refused("ForwardPort.NotExist", cloud.create, LISTENER, redirect)
+    edge = serve_https(cloud, net)
+    cloud.create(LISTENER, redirect)
+    refused("CertificateAndPrivateKeyIsRefered", cloud.delete, CERTIFICATE, edge["certificate"]["id"])
+    refused("ListenerForwardedTo", cloud.delete, LISTENER, edge["https"]["id"])
+
+
+def test_a_certificate_is_a_cas_reference_or_a_pem_pair(cloud: LocalCloud) -> None:
+    refused("MissingParameter.AliCloudCertificate", cloud.create, CERTIFICATE, {"alicloudCertificateId": "7751236"})
+    refused("MissingParameter.ServerCertificate", cloud.create, CERTIFICATE, {"name": "x"})
+    refused(
+        "InvalidParameter.ServerCertificate", cloud.create, CERTIFICATE, {"serverCertificate": "x", "privateKey": "y"}
+    )
+    cloud.create(CERTIFICATE, CAS_CERTIFICATE)
+
+
+def test_alarm_contacts_groups_and_rules_refer_to_what_exists(cloud: LocalCloud) -> None:
+    refused("ContactNotExists", cloud.create, CONTACT_GROUP, {"alarmContactGroupName": "g", "contacts": ["nobody"]})
+    refused("InvalidParameter.Channels", cloud.create, CONTACT, {"alarmContactName": "no-channel", "describe": "x"})
+    refused("ContactGroupNotExists", cloud.create, ALARM, alarm_inputs("g"))
+    cloud.create(CONTACT, {"alarmContactName": "oncall", "describe": "x", "channelsMail": "a@b.c"})
+    cloud.create(CONTACT_GROUP, {"alarmContactGroupName": "g", "contacts": ["oncall"]})
+    refused("InvalidParameter.SilenceTime", cloud.create, ALARM, {**alarm_inputs("g"), "silenceTime": 60.0})
+    alarm = cloud.create(ALARM, alarm_inputs("g"))
+    refused("ContactGroupInUse", cloud.delete, CONTACT_GROUP, "g")
+    refused("ContactInUse", cloud.delete, CONTACT, "oncall")
+    cloud.delete(ALARM, alarm["id"])
+    cloud.delete(CONTACT_GROUP, "g")
+    cloud.delete(CONTACT, "oncall")
+    assert cloud.inventory() == []

@@ -1,0 +1,411 @@
+"""The life of the three stacks under the real engine, against the local cloud, with state in S3 (moto).
+
+Real CLI, real language host, the program unchanged; every assertion is on the local cloud's inventory and timeline
+(or the state), never on log text. One cloud and one state bucket for the module: dev, preprod and prod are created
+once and the tests take turns on them, in file order (the last one destroys).
+
+Each test was seen failing against a broken copy of the program: set HA_WEBAPP_BREAK to one of BREAKS' names and the
+workspace's copy is edited before anything is deployed (never the repository).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localcloud import LocalCloud, serve_slb
+from localcloud.health import HEALTHY, backends, replay
+from tests.conftest import STACKS
+from tests.pulumi_cli import Workspace, toolchain_bin
+
+SERVER = "alicloud:ecs/instance:Instance"
+MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
+SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
+RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+ZONE_A, ZONE_B = "cn-hangzhou-h", "cn-hangzhou-i"
+HTTPS_PORT = 443
+SERVERS_PER_ZONE = {"dev": 1, "preprod": 1, "prod": 2}
+# docs/architecture.md, "Outputs".
+DOCUMENTED_OUTPUTS = {
+    "url",
+    "eip_address",
+    "slb_id",
+    "vpc_id",
+    "vswitch_ids",
+    "app_server_ids",
+    "db_host",
+    "db_port",
+    "db_name",
+    "db_user",
+    "db_password",
+    "db_password_parameter",
+    "replacement_pins",
+    "health_check_pins",
+}
+# A gate that can never pass fails after this (the settings' minimum), not after the default ten minutes.
+GATE_TIMEOUT = 60
+
+# Broken copies of the program: (file, text, replacement), applied in the workspace when HA_WEBAPP_BREAK names one.
+_APP_TIER, _MAIN = "infra/app_tier.py", "__main__.py"
+BREAKS: dict[str, list[tuple[str, str, str]]] = {
+    # Both zones' servers at once: zone B no longer waits for zone A's gate.
+    "no-zone-gates": [(_APP_TIER, "            previous_gate = HealthGate(", "            _gate = HealthGate(")],
+    # Old servers and memberships leave first.
+    "servers-deleted-first": [
+        (_APP_TIER, "delete_before_replace=False,\n", "delete_before_replace=True,\n"),
+        (_APP_TIER, '["server_id"], delete_before_replace=False', '["server_id"], delete_before_replace=True'),
+    ],
+    # Nothing protected on prod, neither by Pulumi nor by the provider.
+    "no-protection": [("Pulumi.prod.yaml", "ha-webapp:protect: true", "ha-webapp:protect: false")],
+    # Every server in zone A.
+    "one-zone": [
+        (
+            _MAIN,
+            'Placement("b", zone_b.id, network.vswitch_ids["b"])',
+            'Placement("b", zone_a.id, network.vswitch_ids["a"])',
+        )
+    ],
+    # No replacement guard.
+    "no-guard": [(_MAIN, "\nguard.check(settings)\n", "\n")],
+}
+
+
+def stack_of(record: dict[str, Any]) -> str:
+    return str(record.get("urn", "")).split("::")[0].removeprefix("urn:pulumi:")
+
+
+def inventory(cloud: LocalCloud, stack: str) -> set[tuple[str, str]]:
+    return {(r["type"], r["id"]) for r in cloud.inventory() if stack_of(r) == stack}
+
+
+def events_since(cloud: LocalCloud, seq: int, stack: str | None = None) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in cloud.timeline()
+        if e["seq"] > seq and (stack is None or "record" not in e or stack_of(e["record"]) == stack)
+    ]
+
+
+def last_seq(cloud: LocalCloud) -> int:
+    events = cloud.timeline()
+    return int(events[-1]["seq"]) if events else 0
+
+
+def healthy_per_zone(cloud: LocalCloud, slb_id: str, since: float) -> list[tuple[float, dict[str, int]]]:
+    """(simulated time, healthy backends per zone) at every event and every end of a boot from `since` on."""
+    states = replay(cloud.timeline())
+    moments: list[tuple[float, dict[str, Any]]] = []
+    for index, (event, state) in enumerate(states):
+        following = states[index + 1][0]["sim"] if index + 1 < len(states) else float("inf")
+        moments.append((event["sim"], state))
+        for record in state["resources"].values():
+            healthy_at = record.get("healthyAt")
+            if healthy_at is not None and event["sim"] < healthy_at < following:
+                moments.append((healthy_at, state))
+    series = []
+    for at, state in sorted(moments, key=lambda m: m[0]):
+        if at < since:
+            continue
+        zones = {ZONE_A: 0, ZONE_B: 0}
+        for entry in backends(state, slb_id, HTTPS_PORT, at):
+            server = state["resources"].get(f"{SERVER} {entry['ServerId']}")
+            if entry["ServerHealthStatus"] == HEALTHY and server is not None:
+                zones[server["zone"]] += 1
+        series.append((at, zones))
+    return series
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> LocalCloud:
+    return LocalCloud(tmp_path_factory.mktemp("lifecycle") / "cloud").init()
+
+
+@pytest.fixture(scope="module")
+def workspace(cloud: LocalCloud, s3_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+    import boto3
+
+    credentials = {"AWS_ACCESS_KEY_ID": "test-key-id", "AWS_SECRET_ACCESS_KEY": "test-key-secret"}
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="cn-hangzhou",
+        **{
+            "aws_access_key_id": credentials["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": credentials["AWS_SECRET_ACCESS_KEY"],
+        },
+    ).create_bucket(Bucket="lifecycle-state", CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    # scripts/ci-pulumi-setup.sh's URL; path-style because a virtual-hosted bucket.127.0.0.1 resolves nowhere.
+    backend = f"s3://lifecycle-state?region=cn-hangzhou&endpoint={s3_server}&awssdk=v2&s3ForcePathStyle=true"
+    env = {
+        **credentials,
+        "AWS_REGION": "cn-hangzhou",
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+    with serve_slb(cloud) as endpoint:
+        ws = Workspace(
+            tmp_path_factory.mktemp("lifecycle-ws"),
+            toolchain_bin(),
+            backend_url=backend,
+            extra_env=env,
+            cloud=cloud,
+            slb_endpoint=endpoint,
+        )
+        for path, text, replacement in BREAKS.get(os.environ.get("HA_WEBAPP_BREAK", ""), []):
+            source = ws.project / path
+            assert text in source.read_text(), f"the break no longer applies to {path}"
+            source.write_text(source.read_text().replace(text, replacement))
+        yield ws
+
+
+@pytest.fixture(scope="module")
+def deployed(workspace: Workspace) -> dict[str, dict[str, Any]]:
+    """dev, preprod and prod created from nothing, side by side; each stack's outputs."""
+
+    def create(stack: str) -> dict[str, Any]:
+        workspace.init_stack(stack)
+        workspace.run("config", "set", "--path", "app.healthGateTimeoutSeconds", str(GATE_TIMEOUT), "--stack", stack)
+        workspace.run("up", "--stack", stack, "--yes", "--skip-preview", timeout=900)
+        outputs: dict[str, Any] = json.loads(workspace.run("stack", "output", "--json", "--stack", stack).stdout)
+        return outputs
+
+    with ThreadPoolExecutor(len(STACKS)) as pool:
+        return dict(zip(STACKS, pool.map(create, STACKS), strict=True))
+
+
+def kill_session(session: int) -> None:
+    """SIGKILL every process of the session: the engine starts each plugin in a process group of its own, so killing
+    the CLI's group leaves the language host and the providers running, reparented to init."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # after the command: state, ppid, pgrp, session
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+
+
+def up(workspace: Workspace, stack: str, *config: tuple[str, str], check: bool = True) -> int:
+    for name, value in config:
+        workspace.run("config", "set", name, value, "--stack", stack)
+    return workspace.run("up", "--stack", stack, "--yes", "--skip-preview", timeout=900, check=check).returncode
+
+
+def test_every_stack_is_created_from_nothing_with_its_documented_outputs(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    for stack, outputs in deployed.items():
+        assert set(outputs) == DOCUMENTED_OUTPUTS, stack
+        assert inventory(cloud, stack) == workspace.cloud_resources(stack), (
+            f"{stack}: the cloud holds what the state says"
+        )
+        assert outputs["slb_id"] in {rid for kind, rid in inventory(cloud, stack) if kind == SLB}
+        assert len(outputs["app_server_ids"]) == 2 * SERVERS_PER_ZONE[stack]
+        healthy = cloud.health(outputs["slb_id"], HTTPS_PORT)
+        assert sorted(healthy) == sorted(outputs["app_server_ids"]) and set(healthy.values()) == {HEALTHY}
+        state = json.dumps(workspace.state(stack))
+        stack_outputs = next(
+            r["outputs"]
+            for r in workspace.state(stack)["deployment"]["resources"]
+            if r["type"] == "pulumi:pulumi:Stack"
+        )
+        assert set(stack_outputs["db_password"]) == {"4dabf18193072939515e22adb298388d", "ciphertext"}, stack
+        clear = workspace.run("stack", "output", "db_password", "--show-secrets", "--stack", stack).stdout.strip()
+        assert len(clear) == 32 and clear not in state, f"{stack}: the password is ciphertext in the state"
+
+
+def test_a_release_rolls_zone_by_zone_and_old_servers_leave_last(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    stack, slb_id = "prod", deployed["prod"]["slb_id"]
+    old = set(deployed[stack]["app_server_ids"])
+    seq, since = last_seq(cloud), cloud.now()
+    up(workspace, stack, ("imageId", "m-bp1release0000000002"))
+
+    events = events_since(cloud, seq, stack)
+    created = [e["record"] for e in events if e["event"] == "create-end" and e["record"]["type"] == SERVER]
+    new = {zone: [r for r in created if r["zone"] == zone] for zone in (ZONE_A, ZONE_B)}
+    assert [len(new[ZONE_A]), len(new[ZONE_B])] == [SERVERS_PER_ZONE[stack]] * 2
+    zone_a_healthy = max(r["healthyAt"] for r in new[ZONE_A])
+    zone_b_started = min(e["sim"] for e in events if e["event"] == "create-begin" and e["record"]["id"] in
+                         {r["id"] for r in new[ZONE_B]})  # fmt: skip
+    assert zone_b_started >= zone_a_healthy, "zone B's new servers started before zone A's were healthy"
+
+    all_healthy = max(r["healthyAt"] for r in created)
+    leaving = [e for e in events if e["event"] == "delete-begin" and e["record"]["type"] in (SERVER, MEMBER)]
+    assert {e["record"]["id"] for e in leaving if e["record"]["type"] == SERVER} == old
+    assert min(e["sim"] for e in leaving) >= all_healthy, "an old server or membership left before the new were healthy"
+
+    series = healthy_per_zone(cloud, slb_id, since)
+    thinnest = min(series, key=lambda moment: min(moment[1].values()))
+    assert min(thinnest[1].values()) >= 1, f"a zone had no healthy server at {thinnest[0]:.0f}s: {thinnest[1]}"
+    assert min(sum(z.values()) for _, z in series) >= SERVERS_PER_ZONE[stack], "below one zone's worth of servers"
+    assert inventory(cloud, stack) == workspace.cloud_resources(stack), "nothing orphaned, nothing missing"
+
+
+def test_a_bad_release_stops_at_zone_a_and_the_next_good_one_completes(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    stack, slb_id = "preprod", deployed["preprod"]["slb_id"]
+    old = set(deployed[stack]["app_server_ids"])
+    cloud.mark_bad_image("m-bp1bad00000000000000")
+    seq = last_seq(cloud)
+    assert up(workspace, stack, ("imageId", "m-bp1bad00000000000000"), check=False) != 0
+
+    events = events_since(cloud, seq, stack)
+    created = [e["record"] for e in events if e["event"] == "create-begin" and e["record"]["type"] == SERVER]
+    assert [r["zone"] for r in created] == [ZONE_A] * SERVERS_PER_ZONE[stack], "zone B must stay untouched"
+    assert not [e for e in events if e["event"] == "delete-begin"], "nothing may leave after a failed gate"
+    statuses = cloud.health(slb_id, HTTPS_PORT)
+    assert all(statuses[server] == HEALTHY for server in old), f"the old servers must still serve: {statuses}"
+
+    up(workspace, stack, ("imageId", "m-bp1good0000000000003"))
+    servers = [r for r in cloud.inventory() if r["type"] == SERVER and stack_of(r) == stack]
+    assert {r["inputs"]["imageId"] for r in servers} == {"m-bp1good0000000000003"}
+    assert len(servers) == 2 * SERVERS_PER_ZONE[stack]
+    assert set(cloud.health(slb_id, HTTPS_PORT).values()) == {HEALTHY}
+    assert inventory(cloud, stack) == workspace.cloud_resources(stack), "the bad servers left nothing behind"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="seen: after the kill, `pulumi cancel` + `refresh --import-pending-creates` + `up` leave one server more in "
+    "the cloud than in the state (an orphan with the new image); the recovery procedure is not settled yet",
+)
+def test_an_interrupted_release_recovers_with_refresh_and_up(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    # preprod: whatever this leaves behind stays out of dev's destroy below.
+    stack, slb_id = "preprod", deployed["preprod"]["slb_id"]
+    workspace.run("config", "set", "imageId", "m-bp1interrupted00004", "--stack", stack)
+    seq = last_seq(cloud)
+    engine = subprocess.Popen(
+        ["pulumi", "--non-interactive", "up", "--stack", stack, "--yes", "--skip-preview"],
+        cwd=workspace.project,
+        env=workspace.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not [
+        e for e in events_since(cloud, seq, stack) if e["event"] == "create-begin" and e["record"]["type"] == SERVER
+    ]:
+        assert engine.poll() is None and time.monotonic() < deadline, "the release never started a server"
+        time.sleep(0.05)
+    kill_session(engine.pid)  # the engine, the language host and every provider, mid-update
+    engine.wait()
+
+    # The engine left the stack with an operation it never saw finish; the cloud finished it anyway.
+    pending = workspace.state(stack)["deployment"].get("pending_operations", [])
+    assert [op["resource"]["type"] for op in pending] == [SERVER], pending
+    in_flight = [
+        r
+        for r in cloud.inventory()
+        if r["urn"] == pending[0]["resource"]["urn"] and r["inputs"]["imageId"] == "m-bp1interrupted00004"
+    ]
+    assert len(in_flight) == 1, "the cloud finished the create the engine was killed in"
+    assert all(v == HEALTHY for v in cloud.health(slb_id, HTTPS_PORT).values()), "the old servers still serve"
+
+    # Recovery: the killed engine's lock stays in the bucket; on a diy backend `pulumi cancel` deletes it (it cancels
+    # nothing else). Then refresh, told the ID of the create the engine never saw finish, and `up`.
+    workspace.run("cancel", "--stack", stack, "--yes")
+    workspace.run(
+        "refresh", "--stack", stack, "--yes", "--skip-preview",
+        "--import-pending-creates", pending[0]["resource"]["urn"], "--import-pending-creates", in_flight[0]["id"],
+    )  # fmt: skip
+    up(workspace, stack)
+    servers = [r for r in cloud.inventory() if r["type"] == SERVER and stack_of(r) == stack]
+    assert {r["inputs"]["imageId"] for r in servers} == {"m-bp1interrupted00004"}
+    assert len(servers) == 2 * SERVERS_PER_ZONE[stack]
+    assert inventory(cloud, stack) == workspace.cloud_resources(stack), "nothing orphaned, nothing missing"
+    workspace.run("preview", "--stack", stack, "--expect-no-changes")
+
+
+def test_losing_a_zone_in_steady_state_keeps_the_site_serving(
+    cloud: LocalCloud, deployed: dict[str, dict[str, Any]]
+) -> None:
+    for stack in STACKS:
+        slb_id = deployed[stack]["slb_id"]
+        for lost, kept in ((ZONE_A, ZONE_B), (ZONE_B, ZONE_A)):
+            cloud.zone_down(lost)
+            try:
+                statuses = cloud.health(slb_id, HTTPS_PORT)
+            finally:
+                cloud.zone_up(lost)
+            serving = [s for s, v in statuses.items() if v == HEALTHY]
+            assert len(serving) == SERVERS_PER_ZONE[stack], f"{stack} without {lost}: {statuses}"
+            assert {cloud.find(s)["zone"] for s in serving} == {kept}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="seen: right after prod's release, the drift job's refresh proposes '~ 1 to update' (resource not yet "
+    "identified: a local-cloud Read that differs from the provider's, or a real perpetual drift)",
+)
+def test_the_drift_job_passes_after_a_deploy_and_fails_after_a_change_by_hand(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    # .gitlab-ci.yml, job .drift.
+    drift = ("refresh", "--preview-only", "--expect-no-changes", "--stack", "prod")
+    # The workspace skips confirmations (an implicit --yes), which the CLI refuses next to --preview-only; the
+    # pipeline sets PULUMI_NON_INTERACTIVE only.
+    workspace.extra_env["PULUMI_SKIP_CONFIRMATIONS"] = "false"
+    assert workspace.run(*drift, check=False).returncode == 0, "drift right after a deploy"
+    rule = next(r for r in cloud.inventory() if r["type"] == RULE and stack_of(r) == "prod")
+    original = rule["inputs"]["cidrIp"]
+    seq = last_seq(cloud)
+    cloud.tamper(rule["id"], {"cidrIp": "0.0.0.0/0"})
+    try:
+        assert workspace.run(*drift, check=False).returncode != 0, "a rule opened to the world by hand is drift"
+    finally:
+        cloud.tamper(rule["id"], {"cidrIp": original})
+    assert [e["event"] for e in events_since(cloud, seq)] == ["tamper", "tamper"], "the check changed nothing"
+    assert workspace.run(*drift, check=False).returncode == 0
+    workspace.extra_env.pop("PULUMI_SKIP_CONFIRMATIONS")
+
+
+def test_the_guard_refuses_a_zone_or_cidr_change_on_prod_before_anything_changes(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    stack_file = workspace.stack_file("prod")
+    committed = stack_file.read_text()
+    try:
+        for text, replacement in (("10.30.1.0/24", "10.30.3.0/24"), ("id: cn-hangzhou-i", "id: cn-hangzhou-j")):
+            stack_file.write_text(committed.replace(text, replacement))
+            seq = last_seq(cloud)
+            assert up(workspace, "prod", check=False) != 0, f"{text} -> {replacement} was not refused"
+            assert events_since(cloud, seq) == [], f"{text} -> {replacement} changed the cloud"
+    finally:
+        stack_file.write_text(committed)
+
+
+def test_destroy_stops_at_prods_protected_resources_and_empties_dev(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    assert (
+        workspace.run("destroy", "--stack", "prod", "--yes", "--skip-preview", timeout=900, check=False).returncode != 0
+    )
+    left = {kind for kind, _ in inventory(cloud, "prod")}
+    protected = {
+        "alicloud:rds/instance:Instance",
+        "alicloud:rds/database:Database",
+        "alicloud:oos/secretParameter:SecretParameter",
+        SLB,
+        "alicloud:ecs/eipAddress:EipAddress",
+    }
+    assert protected <= left, f"protected resources were deleted: {sorted(protected - left)}"
+
+    workspace.run("destroy", "--stack", "dev", "--yes", "--skip-preview", timeout=900)
+    assert inventory(cloud, "dev") == set()
