@@ -35,7 +35,7 @@ PROGRAM = PROJECT_DIR / "__main__.py"
 
 # How the SDK marks a secret value on the wire (pulumi.runtime.rpc._special_secret_sig).
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # pragma: allowlist secret
-_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
+SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # pragma: allowlist secret
 # How the SDK marks a value that is not known until deploy time (pulumi.runtime.rpc.UNKNOWN).
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # Program modules kept across evaluations. infra.config holds only constants and the settings model (it reads config
@@ -122,7 +122,7 @@ def mock_id(name: str) -> str:
 
 
 def is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(_SIG_KEY) == SECRET_SIG
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
 
 
 def unwrap(value: Any) -> Any:
@@ -325,7 +325,7 @@ def _record(urn: str, request: Any) -> Resource:
     # and the engine treats them so: mark those unknowns secret, as the plan showed them before.
     for key in request.additionalSecretOutputs:
         if isinstance(inputs.get(key), Unknown):
-            inputs[key] = {_SIG_KEY: SECRET_SIG, "value": inputs[key]}
+            inputs[key] = {SECRET_SIG_KEY: SECRET_SIG, "value": inputs[key]}
     return Resource(
         urn=urn,
         type=request.type,
