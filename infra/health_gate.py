@@ -24,6 +24,7 @@ from typing import Any
 
 import pulumi
 import pulumi.dynamic
+from pulumi.output import Unknown
 
 # Statuses DescribeHealthStatus reports for a backend server on a listener.
 HEALTHY = "normal"
@@ -221,7 +222,12 @@ class HealthGateProvider(pulumi.dynamic.ResourceProvider):
         self.protocol = protocol
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> pulumi.dynamic.DiffResult:
-        changed = [key for key in _WATCHED_INPUTS if _comparable(olds.get(key)) != _comparable(news.get(key))]
+        # In a release's preview the new servers' IDs are not known yet: a value that is not known counts as changed.
+        changed = [
+            key
+            for key in _WATCHED_INPUTS
+            if _is_unknown(news.get(key)) or _comparable(olds.get(key)) != _comparable(news.get(key))
+        ]
         return pulumi.dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> pulumi.dynamic.CreateResult:
@@ -252,6 +258,10 @@ class HealthGateProvider(pulumi.dynamic.ResourceProvider):
 
 def _comparable(value: Any) -> Any:
     return sorted(value) if isinstance(value, list) else value
+
+
+def _is_unknown(value: Any) -> bool:
+    return isinstance(value, Unknown) or (isinstance(value, list) and any(isinstance(v, Unknown) for v in value))
 
 
 class HealthGate(pulumi.dynamic.Resource, module="slb", name="HealthGate"):

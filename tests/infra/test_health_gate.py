@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pulumi.output import Unknown
 
 from infra.health_gate import (
     HEALTHY,
@@ -164,6 +165,10 @@ def test_diff_waits_again_only_for_another_set_of_servers() -> None:
     assert gate.diff("id", old, {**old, "timeoutSeconds": 900}).changes is False
     replaced = gate.diff("id", old, {**old, "serverIds": ["i-1", "i-3"]})
     assert replaced.changes is True and replaced.replaces == []
+    # A release's preview: the new servers' IDs are not known yet (the real engine showed this; sorting them failed).
+    previewed = gate.diff("id", old, {**old, "serverIds": [Unknown(), Unknown()]})
+    assert previewed.changes is True and previewed.replaces == []
+    assert gate.diff("id", old, {**old, "loadBalancerId": Unknown()}).changes is True
 
 
 def test_the_engine_can_load_the_gate_provider_from_any_directory(
