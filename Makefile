@@ -39,4 +39,5 @@ lint: $(VENV)/.installed
 	$(PY) -m mypy
 
 test: setup tools lint
+	cd toolchain/pyhost-adapter && go test ./...
 	$(PY) -m pytest
