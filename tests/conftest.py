@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -29,9 +30,9 @@ def previews() -> dict[str, Evaluation]:
     return {stack: evaluate(stack, preview=True) for stack in STACKS}
 
 
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """A local S3 server (moto) on 127.0.0.1 standing in for OSS; yields its endpoint URL."""
+@contextlib.contextmanager
+def local_s3_server() -> Iterator[str]:
+    """A local S3 server (moto) on 127.0.0.1 standing in for OSS, for as long as the block runs; yields its endpoint."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -56,6 +57,13 @@ def s3_server() -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """The test session's local S3 server; yields its endpoint URL."""
+    with local_s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

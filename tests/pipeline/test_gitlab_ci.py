@@ -25,7 +25,7 @@ import yaml
 
 from pipeline import oss
 from plan.offline import PROJECT_DIR
-from tests.conftest import STACKS
+from tests.conftest import STACKS, local_s3_server
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
 from tests.pulumi_cli import PROVIDER_OFFLINE, toolchain_bin
@@ -454,16 +454,7 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
     # The state bucket with the image catalog: images built on master for commits A and C; dev deployed A then C,
     # preprod deployed A (the records `image_handoff record` writes after each successful deploy).
     s3 = catalog_client(s3_server)
-    # Created with a SigV4 client for the bucket's region: moto files a bucket made through a V2-signed request (as
-    # pipeline.oss signs for OSS) under another partition than the one V4-signed requests for cn-hangzhou reach, and
-    # then recurses without end when the Pulumi CLI's Go SDK asks for it.
-    boto3.client(
-        "s3",
-        endpoint_url=s3_server,
-        region_name="cn-hangzhou",
-        aws_access_key_id="test-key-id",
-        aws_secret_access_key="test-key-secret",  # pragma: allowlist secret
-    ).create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    s3.create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
     for name, image, version in (("A", IMAGE_A, "1.0.0"), ("C", IMAGE_C, "1.1.0")):
         sha = ci_repo.commits[name]
         entry = {"commit": sha, "version": version, "images": {"cn-hangzhou": image}, "built_at": "2026-01-01T00:00Z"}
@@ -589,18 +580,32 @@ def test_the_preview_job_runs_the_real_cli_with_the_policy_pack_against_the_stat
         # The stop-gap language host ignores Pulumi.yaml's virtualenv option (toolchain/README.md).
         "PULUMI_PYTHON_CMD": sys.executable,
     }
-    real = Runner(runner.repo, env, runner.base_variables, runner.log, runner.sts)
     values = {**merge_request("master", "pre-production", protected=True), "PULUMI_CONFIG_PASSPHRASE": "job-passphrase"}
-    result, _ = real.attempt("master", values, "preview:preprod", *MR_UNSET)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    preview = kept_artifact(runner, "preview.txt")
-    assert re.search(r"\+ \d+ to create", preview), preview[-3000:]
-    assert re.search(r"Policy Packs run:\s*\n.*\n\s*ha-webapp\|local\|policy\s", preview), preview[-3000:]
-    # The stack lives in the state bucket, where `stack select --create` put it.
-    listed = catalog_client(runner.base_variables["OSS_ENDPOINT"]).list_objects_v2(
-        Bucket=STATE_BUCKET, Prefix=".pulumi/stacks/"
-    )
-    assert any(item["Key"].endswith("preprod.json") for item in listed.get("Contents", [])), listed
+    # A state bucket of its own, on a server of its own: moto files a bucket created through a V2-signed request (as
+    # pipeline.oss signs for OSS) under another partition than the one the CLI's V4-signed requests for cn-hangzhou
+    # reach, and then recurses without end; so this bucket is created V4-signed, and the shared one stays untouched.
+    shared = catalog_client(runner.base_variables["OSS_ENDPOINT"])
+    with local_s3_server() as endpoint:
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="cn-hangzhou",
+            aws_access_key_id="test-key-id",
+            aws_secret_access_key="test-key-secret",  # pragma: allowlist secret
+        ).create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+        own = catalog_client(endpoint)
+        for item in shared.list_objects_v2(Bucket=STATE_BUCKET).get("Contents", []):
+            body = shared.get_object(Bucket=STATE_BUCKET, Key=item["Key"])["Body"].read()
+            own.put_object(Bucket=STATE_BUCKET, Key=item["Key"], Body=body)
+        real = Runner(runner.repo, env, {**runner.base_variables, "OSS_ENDPOINT": endpoint}, runner.log, runner.sts)
+        result, _ = real.attempt("master", values, "preview:preprod", *MR_UNSET)
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        preview = kept_artifact(runner, "preview.txt")
+        assert re.search(r"\+ \d+ to create", preview), preview[-3000:]
+        assert re.search(r"Policy Packs run:\s*\n.*\n\s*ha-webapp\|local\|policy\s", preview), preview[-3000:]
+        # The stack lives in the state bucket, where `stack select --create` put it.
+        listed = own.list_objects_v2(Bucket=STATE_BUCKET, Prefix=".pulumi/stacks/")
+        assert any(item["Key"].endswith("preprod.json") for item in listed.get("Contents", [])), listed
 
 
 def test_the_preview_says_why_it_skips_an_image_or_has_none(runner: Runner, deploy_records: Any) -> None:
