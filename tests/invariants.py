@@ -15,28 +15,30 @@ from collections.abc import Callable
 
 from infra.config import SLB_SOURCE_CIDR, Settings, parse_settings
 from plan.offline import Evaluation, Resource
+from plan.topology import (  # the resource types the plan reads, named once
+    ALARM,
+    DNS,
+    ECS,
+    EIP,
+    EIP_ASSOCIATION,
+    LISTENER,
+    MEMBER,
+    RDS,
+    SERVER_CERTIFICATE,
+    SERVER_GROUP,
+    SLB,
+    VSWITCH,
+)
 from policy.sdk_facts import deprecated_inputs, deprecated_resource, resource_class
 
-VSWITCH = "alicloud:vpc/switch:Switch"
 SG_RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
-ECS = "alicloud:ecs/instance:Instance"
-RDS = "alicloud:rds/instance:Instance"
 RDS_DATABASE = "alicloud:rds/database:Database"
 BACKUP = "alicloud:rds/backupPolicy:BackupPolicy"
-SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
-LISTENER = "alicloud:slb/listener:Listener"
-SERVER_GROUP = "alicloud:slb/serverGroup:ServerGroup"
-MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
-EIP = "alicloud:ecs/eipAddress:EipAddress"
-EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
-DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
 OOS_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"  # pragma: allowlist secret
 RAM_ROLE = "alicloud:ram/role:Role"
 RAM_POLICY = "alicloud:ram/policy:Policy"
 RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
 HEALTH_GATE = "pulumi-python:dynamic/slb:HealthGate"
-SERVER_CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
-ALARM = "alicloud:cms/alarm:Alarm"
 ALARM_CONTACT = "alicloud:cms/alarmContact:AlarmContact"
 ALARM_GROUP = "alicloud:cms/alarmContactGroup:AlarmContactGroup"
 # Our own dynamic resources: not from a provider SDK, so they have no SDK deprecation markers to check.
