@@ -10,6 +10,11 @@ release; no-protection fails the guard and destroy tests; one-zone fails the rel
 guard test. The release preview failed on a real defect (the health gate's diff could not compare unknown server IDs),
 the drift test on another (the guard's StackReference is behind after every deploy). The creation test was seen
 failing only while the local cloud's outputs were incomplete, not yet against a broken program.
+
+The interrupted release: the local cloud finishes a create whose caller was killed, as ECS does once RunInstances was
+sent, so the orphan is real; what lost it was `refresh --import-pending-creates`, which pulumi 3.260 drops (the
+expected failure below says where), for a replacement and for a first creation alike. The recovery test was seen
+failing (6 servers instead of 4) with the orphans not released, i.e. clearing the pending creates and `up` alone.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pytest
 
 from localcloud import LocalCloud, serve_slb
 from localcloud.health import HEALTHY, backends, replay
+from pipeline import recover
 from plan import offline
 from tests import invariants
 from tests.conftest import STACKS
@@ -304,17 +310,16 @@ def test_a_bad_release_stops_at_zone_a_and_the_next_good_one_completes(
     assert inventory(cloud, stack) == workspace.cloud_resources(stack), "the bad servers left nothing behind"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seen: after the kill, `pulumi cancel` + `refresh --import-pending-creates` + `up` leave one server more in "
-    "the cloud than in the state (an orphan with the new image); the recovery procedure is not settled yet",
-)
-def test_an_interrupted_release_recovers_with_refresh_and_up(
-    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
-) -> None:
-    # preprod: whatever this leaves behind stays out of dev's destroy below.
-    stack, slb_id = "preprod", deployed["preprod"]["slb_id"]
-    workspace.run("config", "set", "imageId", "m-bp1interrupted00004", "--stack", stack)
+def interrupt_release(
+    cloud: LocalCloud, workspace: Workspace, stack: str, image: str, in_flight: int
+) -> list[recover.PendingOperation]:
+    """Start a release of `image` and SIGKILL the engine once `in_flight` new servers are being created; returns the
+    pending operations it left, after the cloud has finished the creates (as the real one does)."""
+    workspace.run("config", "set", "imageId", image, "--stack", stack)
+    # Slow server creation down for this release only, so that the kill lands while all of them are in flight.
+    with cloud.store.transaction() as tx:
+        durations = tx.cloud.setdefault("durations", {})
+        durations[SERVER] = {**durations.get(SERVER, {}), "create": 1000.0}
     seq = last_seq(cloud)
     engine = subprocess.Popen(
         ["pulumi", "--non-interactive", "up", "--stack", stack, "--yes", "--skip-preview"],
@@ -324,39 +329,90 @@ def test_an_interrupted_release_recovers_with_refresh_and_up(
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 300
-    while not [
-        e for e in events_since(cloud, seq, stack) if e["event"] == "create-begin" and e["record"]["type"] == SERVER
-    ]:
-        assert engine.poll() is None and time.monotonic() < deadline, "the release never started a server"
-        time.sleep(0.05)
-    kill_session(engine.pid)  # the engine, the language host and every provider, mid-update
-    engine.wait()
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            begun = [e for e in events_since(cloud, seq, stack) if e["event"] == "create-begin"]
+            if len([e for e in begun if e["record"]["type"] == SERVER]) >= in_flight:
+                break
+            assert engine.poll() is None and time.monotonic() < deadline, "the release never started its servers"
+            time.sleep(0.02)
+        kill_session(engine.pid)  # the engine, the language host and every provider, mid-update
+        engine.wait()
+    finally:
+        with cloud.store.transaction() as tx:
+            tx.cloud["durations"][SERVER].pop("create")
+    while any(r["state"] == "creating" for r in cloud.inventory()):
+        time.sleep(0.05)  # the cloud finishes what it was asked to do, whoever is left to hear about it
+    return recover.pending_operations(workspace.state(stack))
 
-    # The engine left the stack with an operation it never saw finish; the cloud finished it anyway.
-    pending = workspace.state(stack)["deployment"].get("pending_operations", [])
-    assert [op["resource"]["type"] for op in pending] == [SERVER], pending
-    in_flight = [
+
+def orphans(cloud: LocalCloud, stack: str, operation: recover.PendingOperation) -> list[dict[str, Any]]:
+    """What an operator finds in the console for a pending create: the servers with its name and its stack's tag that
+    the state does not hold (docs/releases.md, "An interrupted release")."""
+    return [
         r
         for r in cloud.inventory()
-        if r["urn"] == pending[0]["resource"]["urn"] and r["inputs"]["imageId"] == "m-bp1interrupted00004"
+        if r["type"] == operation.resource_type
+        and r["inputs"].get("instanceName") == operation.identity["instanceName"]
+        and r["inputs"].get("tags", {}).get("stack") == stack
+        and r["id"] not in operation.ids_in_state
     ]
-    assert len(in_flight) == 1, "the cloud finished the create the engine was killed in"
-    assert all(v == HEALTHY for v in cloud.health(slb_id, HTTPS_PORT).values()), "the old servers still serve"
 
-    # Recovery: the killed engine's lock stays in the bucket; on a diy backend `pulumi cancel` deletes it (it cancels
-    # nothing else). Then refresh, told the ID of the create the engine never saw finish, and `up`.
+
+def test_an_interrupted_release_recovers_by_releasing_the_orphans_and_clearing_the_pending_creates(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    # prod: both zone A servers are replaced at once, so the kill leaves two creates the engine never saw finish.
+    stack, image = "prod", "m-bp1interrupted00004"
+    pending = interrupt_release(cloud, workspace, stack, image, in_flight=SERVERS_PER_ZONE[stack])
+    assert [(op.kind, op.resource_type) for op in pending] == [("creating", SERVER)] * SERVERS_PER_ZONE[stack], pending
+    # docs/releases.md's runbook, as python -m pipeline.recover prints it for this state.
+    found = {op.urn: orphans(cloud, stack, op) for op in pending}
+    assert all(len(records) == 1 and records[0]["inputs"]["imageId"] == image for records in found.values()), found
+    assert all(v == HEALTHY for v in cloud.health(deployed[stack]["slb_id"], HTTPS_PORT).values()), "old ones serve"
+    for (record,) in found.values():
+        cloud.delete(SERVER, record["id"])  # the operator releases it (console, or aliyun ecs DeleteInstance)
+    # The killed engine's lock stays in the bucket; on a diy backend `pulumi cancel` deletes it (it cancels nothing
+    # else). The refresh reads back what the engine knew, and forgets the creates whose objects are gone.
+    workspace.run("cancel", "--stack", stack, "--yes")
+    workspace.run("refresh", "--stack", stack, "--yes", "--skip-preview", "--clear-pending-creates")
+    assert recover.pending_operations(workspace.state(stack)) == []
+    up(workspace, stack)
+
+    servers = [r for r in cloud.inventory() if r["type"] == SERVER and stack_of(r) == stack]
+    assert {r["inputs"]["imageId"] for r in servers} == {image}
+    assert len(servers) == 2 * SERVERS_PER_ZONE[stack]
+    assert inventory(cloud, stack) == workspace.cloud_resources(stack), "nothing orphaned, nothing missing"
+    assert set(cloud.health(deployed[stack]["slb_id"], HTTPS_PORT).values()) == {HEALTHY}
+    workspace.run("preview", "--stack", stack, "--expect-no-changes")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pulumi 3.260 drops an imported pending create: `refresh --import-pending-creates URN ID` turns the "
+    "`creating` operation into `importing` (pkg/cmd/pulumi/operations/refresh.go, pendingCreatesToImports), and the "
+    "refresh's checkpoint keeps only `creating` operations of its base (pkg/backend/snapshot.go, snap()) while no "
+    "step reads an `importing` one, so the resource never enters the state; the next `up` creates it again "
+    "(pulumi/pulumi#11599 for the duplicate; the flag came with pulumi/pulumi#10394)",
+)
+def test_a_pending_create_imported_by_refresh_enters_the_state(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    stack = "preprod"  # one server per zone: one pending create
+    (pending,) = interrupt_release(cloud, workspace, stack, "m-bp1interrupted00005", in_flight=1)
+    (orphan,) = orphans(cloud, stack, pending)
     workspace.run("cancel", "--stack", stack, "--yes")
     workspace.run(
         "refresh", "--stack", stack, "--yes", "--skip-preview",
-        "--import-pending-creates", pending[0]["resource"]["urn"], "--import-pending-creates", in_flight[0]["id"],
+        "--import-pending-creates", pending.urn, "--import-pending-creates", orphan["id"],
     )  # fmt: skip
+    imported = orphan["id"] in {rid for _, rid in workspace.cloud_resources(stack)}
+    if not imported:  # leave preprod as the runbook would, for the tests after this one
+        cloud.delete(SERVER, orphan["id"])
     up(workspace, stack)
-    servers = [r for r in cloud.inventory() if r["type"] == SERVER and stack_of(r) == stack]
-    assert {r["inputs"]["imageId"] for r in servers} == {"m-bp1interrupted00004"}
-    assert len(servers) == 2 * SERVERS_PER_ZONE[stack]
+    assert imported, f"{orphan['id']} was given to the refresh for {pending.urn} but is not in the state"
     assert inventory(cloud, stack) == workspace.cloud_resources(stack), "nothing orphaned, nothing missing"
-    workspace.run("preview", "--stack", stack, "--expect-no-changes")
 
 
 def test_losing_a_zone_in_steady_state_keeps_the_site_serving(
