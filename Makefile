@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup tools plan test lint
+.PHONY: setup tools plan rehearse test lint
 
 # The virtualenv with the program's and the checks' Python packages (pip only: no npm, no Go).
 $(VENV)/.installed: requirements.txt requirements-dev.txt packer/files/app-secrets-requirements.txt
@@ -32,6 +32,12 @@ tools:
 # architecture picture per stack in out/diagrams/. Exit 1 when a stack does not survive the loss of a zone.
 plan: $(VENV)/.installed
 	$(PY) -m plan --diagram out/diagrams
+
+# Rehearse the working tree on one stack against a local Alibaba Cloud with the real engine (docs/rehearsal.md): the first
+# run creates the stack under out/rehearsal/<stack>, later runs preview and apply the working tree's changes to it.
+STACK ?= dev
+rehearse: $(VENV)/.installed
+	$(PY) -m localcloud rehearse --stack $(STACK)
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .

@@ -1,7 +1,8 @@
 """python -m localcloud [--dir DIR] COMMAND: run and inspect a local Alibaba Cloud (folder default: $LOCALCLOUD_DIR).
 
+rehearse --stack STACK [--root DIR] [--preview-only]   the one-command rehearsal of the working tree (make rehearse)
 init [--scale S] [--boot-seconds B] [--duration TOKEN:OPERATION=SECONDS ...]   an empty cloud
-run -- pulumi up ...          serve the SLB API and run a command against this cloud (the one-command rehearsal)
+run -- pulumi up ...          serve the SLB API and run a command against this cloud
 serve                         serve the SLB API until interrupted; prints its endpoint
 env --slb-endpoint URL        the shell exports for a pulumi run against this cloud
 inventory [--json]            every resource the cloud holds
@@ -22,10 +23,12 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from localcloud.cloud import LocalCloud, bin_dir
 from localcloud.provider import ENV_REAL_PROVIDER
+from localcloud.rehearse import DEFAULT_ROOT, RehearsalError, rehearse
 from localcloud.resources import CloudError
 from localcloud.slb_api import serve_slb
 
@@ -59,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=os.environ.get("LOCALCLOUD_DIR"), help="the cloud's folder")
     commands = parser.add_subparsers(dest="command", required=True)
+    rehearsal = commands.add_parser("rehearse", help="the working tree on a stack, in a throwaway copy")
+    rehearsal.add_argument("--stack", required=True)
+    rehearsal.add_argument("--root", type=Path, help=f"the rehearsal's folder (default: {DEFAULT_ROOT}/<stack>)")
+    rehearsal.add_argument("--preview-only", action="store_true", help="stop after the preview")
     init = commands.add_parser("init")
     init.add_argument("--scale", type=float)
     init.add_argument("--boot-seconds", type=float, default=90.0)
@@ -81,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     tamper.add_argument("changes", nargs="*", metavar="KEY=JSON")
     tamper.add_argument("--delete", action="store_true")
     args = parser.parse_args(argv)
+    if args.command == "rehearse":
+        # Its own cloud, under the rehearsal's folder: --dir and $LOCALCLOUD_DIR are for the other commands.
+        try:
+            return rehearse(args.stack, args.root or DEFAULT_ROOT / args.stack, preview_only=args.preview_only)
+        except RehearsalError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if not args.dir:
         parser.error("no cloud folder: pass --dir or set LOCALCLOUD_DIR")
     cloud = LocalCloud(args.dir)
