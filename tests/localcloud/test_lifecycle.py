@@ -8,8 +8,10 @@ Set HA_WEBAPP_BREAK to one of BREAKS' names and the workspace's copy of the prog
 deployed (never the repository). Seen failing so: no-zone-gates and servers-deleted-first fail the release and the bad
 release; no-protection fails the guard and destroy tests; one-zone fails the release and zone loss; no-guard fails the
 guard test. The release preview failed on a real defect (the health gate's diff could not compare unknown server IDs),
-the drift test on another (the guard's StackReference is behind after every deploy). The creation test was seen
-failing only while the local cloud's outputs were incomplete, not yet against a broken program.
+the drift test on another (the guard's StackReference is behind after every deploy). The creation test fails with
+no-db-host-export (the outputs differ from the documented ones) and password-in-clear (the password is not a secret
+envelope in the state); with server-without-role it passed (the cloud equal to the state, every server healthy)
+until it checked each server's membership and RAM role, and fails since.
 
 The interrupted release: the local cloud finishes a create whose caller was killed, as ECS does once RunInstances was
 sent, so the orphan is real; what lost it was `refresh --import-pending-creates`, which pulumi 3.260 drops (the
@@ -44,6 +46,7 @@ SERVER = "alicloud:ecs/instance:Instance"
 MEMBER = "alicloud:slb/serverGroupServerAttachment:ServerGroupServerAttachment"
 SLB = "alicloud:slb/applicationLoadBalancer:ApplicationLoadBalancer"
 RULE = "alicloud:ecs/securityGroupRule:SecurityGroupRule"
+ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
 STACK_REFERENCE = "urn:pulumi:prod::ha-webapp::pulumi:pulumi:StackReference::*"
 ZONE_A, ZONE_B = "cn-hangzhou-h", "cn-hangzhou-i"
 HTTPS_PORT = 443
@@ -73,6 +76,25 @@ BREAKS: dict[str, list[tuple[str, str, str]]] = {
     ],
     # No replacement guard.
     "no-guard": [(_MAIN, "\nguard.check(settings)\n", "\n")],
+    # A documented output missing.
+    "no-db-host-export": [(_MAIN, 'pulumi.export("db_host", database.host)\n', "")],
+    # The database password exported in clear.
+    "password-in-clear": [
+        (
+            _MAIN,
+            'pulumi.export("db_password", database.password)',
+            'pulumi.export("db_password", pulumi.Output.unsecret(database.password))',
+        )
+    ],
+    # The first server of each zone without its RAM role (it could not read its secrets at boot).
+    "server-without-role": [
+        (
+            _APP_TIER,
+            "\n                attachments.append(\n                    alicloud.ecs.RamRoleAttachment(",
+            "\n                if index > 1:"
+            "\n                    attachments.append(\n                    alicloud.ecs.RamRoleAttachment(",
+        )
+    ],
 }
 
 
@@ -208,6 +230,13 @@ def test_every_stack_is_created_from_nothing_with_its_documented_outputs(
         )
         assert outputs["slb_id"] in {rid for kind, rid in inventory(cloud, stack) if kind == SLB}
         assert len(outputs["app_server_ids"]) == 2 * SERVERS_PER_ZONE[stack]
+        # Each server with its one SLB membership and its one RAM role, the stack's app role.
+        records = [r for r in cloud.inventory() if stack_of(r) == stack]
+        servers = sorted(r["id"] for r in records if r["type"] == SERVER)
+        assert sorted(r["inputs"]["serverId"] for r in records if r["type"] == MEMBER) == servers, stack
+        roles = [r["inputs"] for r in records if r["type"] == ROLE_ATTACHMENT]
+        assert sorted(r["instanceId"] for r in roles) == servers, f"{stack}: a server without its RAM role"
+        assert {r["ramRoleName"] for r in roles} == {f"ha-webapp-{stack}-app"}, stack
         healthy = cloud.health(outputs["slb_id"], HTTPS_PORT)
         assert sorted(healthy) == sorted(outputs["app_server_ids"]) and set(healthy.values()) == {HEALTHY}
         state = json.dumps(workspace.state(stack))
@@ -227,7 +256,7 @@ def test_every_stack_is_created_from_nothing_with_its_documented_outputs(
 RELEASE_TOUCHES = {
     SERVER: "replace",
     MEMBER: "replace",
-    "alicloud:ecs/ramRoleAttachment:RamRoleAttachment": "replace",
+    ROLE_ATTACHMENT: "replace",
     "pulumi-python:dynamic/slb:HealthGate": "update",
     # The app servers' CPU alarm names the servers it watches.
     "alicloud:cms/alarm:Alarm": "update",
