@@ -7,13 +7,15 @@ variables. Only the OIDC exchange (a local STS), Packer (the catalog is written 
 One cloud, one state bucket and one test repository for the module, and the tests take turns on them in file order:
 a push to master deploys dev, a merge to pre-production deploys preprod with master's image, a schedule's drift jobs
 pass and then catch a change made by hand, and a deploy whose health gate fails records nothing. Assertions are on the
-local cloud's inventory, timeline and health, the state and the deploy records, not on log text.
+local cloud's inventory, timeline and health, the state and the deploy records (and on which jobs pass), not on log
+text, except that the failing drift check must name the rule changed by hand.
 
-Seen failing: with `record` run before `pulumi up` in .deploy, the failed deploy's test fails (a record appears); with
-`resolve` dropped from .deploy, dev and preprod are built from the stack files' image and both deploy tests fail;
-with the drift job's --expect-no-changes dropped, the tampered rule passes; with the local cloud's endpoints left out
-of the job variables, the engine starts the real provider's create and deploy:dev fails. The real runs found what the
-fake-tool tests could not (see docs/pipeline.md, "What the tests run for real").
+Seen failing, each break applied to .gitlab-ci.yml or this module once: with a `record` step before `pulumi up` in
+.deploy, the failed deploy's test fails (a record appears); with the stack file checked out again between `resolve`
+and `pulumi up`, dev's servers run the stack file's image and the first test fails; with the drift job's
+--expect-no-changes dropped, drift:dev passes on the tampered rule; with the local cloud's environment left out of the
+job variables, its provider plugin cannot start and deploy:dev fails. The first real run found that the policy pack
+refused every `pulumi up` (docs/pipeline.md, "What the tests run for real").
 """
 
 from __future__ import annotations
@@ -263,7 +265,7 @@ def test_a_merge_to_pre_production_deploys_preprod_with_the_image_that_succeeded
     deployment: Deployment,
 ) -> None:
     repo, b = deployment.repo, deployment.runner.repo.commits["B"]
-    git(repo, "checkout", "-q", "pre-production")
+    git(repo, "checkout", "-q", "-f", "pre-production")  # -f: a job's `pulumi config set` leaves a stack file edited
     git(repo, "merge", "-q", "--no-ff", "-m", "Merge branch 'master' into 'pre-production'", "master")
     merge = git(repo, "rev-parse", "HEAD")
     committed = git(repo, "show", "pre-production:Pulumi.preprod.yaml")
@@ -295,7 +297,9 @@ def test_drift_dev_fails_after_a_rule_is_changed_by_hand_and_the_other_stacks_st
     original = rule["inputs"]["cidrIp"]
     cloud.tamper(rule["id"], {"cidrIp": "0.0.0.0/0"})  # someone opens the app port to the world in the console
     try:
-        assert deployment.job("master", SCHEDULE, "drift:dev").returncode != 0, "a rule opened by hand is drift"
+        result = deployment.job("master", SCHEDULE, "drift:dev")
+        assert result.returncode != 0, "a rule opened by hand is drift"
+        assert rule["urn"].split("::")[-1] in result.stdout, f"drift:dev must name the changed rule\n{failed(result)}"
         result = deployment.job("master", SCHEDULE, "drift:preprod")
         assert result.returncode == 0, failed(result)
     finally:
@@ -306,7 +310,7 @@ def test_drift_dev_fails_after_a_rule_is_changed_by_hand_and_the_other_stacks_st
 
 def test_a_deploy_whose_health_gate_fails_fails_the_job_and_records_nothing(deployment: Deployment) -> None:
     repo, cloud = deployment.repo, deployment.cloud
-    git(repo, "checkout", "-q", "master")
+    git(repo, "checkout", "-q", "-f", "master")
     git(repo, "commit", "-q", "--allow-empty", "-m", "C: a release whose image never turns healthy")
     c = git(repo, "rev-parse", "HEAD")
     deployment.publish(c, BAD_IMAGE, "1.2.0")
