@@ -14,8 +14,9 @@ Seen failing, each break applied to .gitlab-ci.yml or this module once: with a `
 .deploy, the failed deploy's test fails (a record appears); with the stack file checked out again between `resolve`
 and `pulumi up`, dev's servers run the stack file's image and the first test fails; with the drift job's
 --expect-no-changes dropped, drift:dev passes on the tampered rule; with the local cloud's environment left out of the
-job variables, its provider plugin cannot start and deploy:dev fails. The first real run found that the policy pack
-refused every `pulumi up` (docs/pipeline.md, "What the tests run for real").
+job variables, its provider plugin cannot start and deploy:dev fails; with `resolve` listing ancestors by date again
+(no --topo-order), preprod gets A's image. The first real runs found that the policy pack refused every `pulumi up`,
+and that ordering (docs/pipeline.md, "What the tests run for real").
 """
 
 from __future__ import annotations
@@ -139,7 +140,10 @@ def with_short_gate(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def ci_repo(tmp_path_factory: pytest.TempPathFactory) -> CiRepo:
-    """The project as a git repository: master at A-B (an image built for each), pre-production and production at A."""
+    """The project as a git repository: master at A-B (an image built for each), pre-production and production at A.
+
+    A and B carry one commit date, as two commits pushed within a second do: the order of the history must come from
+    the history itself (image_handoff resolve once listed A, the older build, first)."""
     if not GITLAB_CI_LOCAL.exists():
         pytest.fail("gitlab-ci-local is not installed: run `make setup` (npm ci installs it from package-lock.json)")
     repo = tmp_path_factory.mktemp("deploy-repo")
@@ -152,10 +156,14 @@ def ci_repo(tmp_path_factory: pytest.TempPathFactory) -> CiRepo:
     git(repo, "init", "-q", "-b", "master")
     git(repo, "remote", "add", "origin", "git@gitlab.example.com:team/ha-webapp.git")
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "A: first release")
-    commits = {"A": git(repo, "rev-parse", "HEAD")}
-    git(repo, "commit", "-q", "--allow-empty", "-m", "B: the next release")
-    commits["B"] = git(repo, "rev-parse", "HEAD")
+    same_second = {**os.environ, "GIT_AUTHOR_DATE": "@1767225600 +0000", "GIT_COMMITTER_DATE": "@1767225600 +0000"}
+    for message in ("A: first release", "B: the next release"):
+        subprocess.run(
+            ["git", "-c", "user.name=CI Test", "-c", "user.email=ci@example.com", "commit", "-q", "--allow-empty",
+             "-m", message],
+            cwd=repo, env=same_second, check=True,
+        )  # fmt: skip
+    commits = {"A": git(repo, "rev-parse", "HEAD~1"), "B": git(repo, "rev-parse", "HEAD")}
     git(repo, "branch", "pre-production", commits["A"])
     git(repo, "branch", "production", commits["A"])
     return CiRepo(repo, commits)
@@ -233,6 +241,13 @@ def deployment(ci_repo: CiRepo, tmp_path_factory: pytest.TempPathFactory) -> Ite
         deployment = Deployment(runner, cloud, catalog_client(endpoint))
         deployment.publish(ci_repo.commits["A"], IMAGE_A, "1.0.0")
         deployment.publish(ci_repo.commits["B"], IMAGE_B, "1.1.0")
+        # dev ran A in an earlier pipeline (the record its deploy job wrote): preprod may take A or B, and must take B.
+        a = ci_repo.commits["A"]
+        deployment.bucket.put_object(
+            Bucket=STATE_BUCKET,
+            Key=f"deployments/dev/00000001.{a}.{a}.json",
+            Body=json.dumps({"stack": "dev", "sequence": 1, "commit": a, "image": IMAGE_A, "image_commit": a}).encode(),
+        )
         yield deployment
 
 
@@ -256,8 +271,10 @@ def test_a_push_to_master_deploys_dev_with_the_image_built_for_the_commit_and_re
     assert result.returncode == 0, failed(result)
     assert_deployed(deployment, "dev", IMAGE_B)
     # Recorded after `pulumi up`, with the image it deployed: what preprod may take.
-    (recorded,) = deployment.records("dev")
-    assert (recorded["sequence"], recorded["commit"], recorded["image"], recorded["image_commit"]) == (1, b, IMAGE_B, b)
+    records = deployment.records("dev")
+    assert [r["sequence"] for r in records] == [1, 2], records
+    recorded = records[-1]
+    assert (recorded["commit"], recorded["image"], recorded["image_commit"]) == (b, IMAGE_B, b)
     assert deployment.records("preprod") == []
 
 
