@@ -450,7 +450,9 @@ def _describe(entry: Mapping[str, Any]) -> str:
 def _ancestors(rev: str, project_dir: Path, run: Runner) -> list[str]:
     if rev.startswith("-"):
         raise HandoffError(f"--commit {rev!r} is not a revision")
-    result = run(["git", "rev-list", f"--max-count={MAX_ANCESTORS}", rev, "--"], project_dir)
+    # --topo-order: never a parent before its children. By default git lists by commit date, so in a merge an older
+    # build with a later date (a committer's clock ahead, or commits in one second) came first and was promoted.
+    result = run(["git", "rev-list", "--topo-order", f"--max-count={MAX_ANCESTORS}", rev, "--"], project_dir)
     if result.returncode != 0:
         detail = " ".join(result.stderr.split()) or "no output"
         raise HandoffError(f"git cannot list the ancestors of {rev}: {detail}")

@@ -535,6 +535,31 @@ def test_promotion_by_merge_reuses_masters_image(
     assert code == 0 and f"promoted image {IMAGE_A} (version 1.0.0" in out
 
 
+def test_promotion_by_merge_follows_the_history_not_the_commit_dates(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A merge promotes master's newest build even when an older build carries a later commit date (a committer's clock
+    ahead; or both in one second, as in the real pipeline run of tests/pipeline/test_deploy_on_localcloud.py, which
+    reported the older one as a skipped "newer" build). `git rev-list` lists by date unless told otherwise, so preprod
+    got the older image that dev had also run. Seen failing before `resolve` asked for --topo-order."""
+    repo.clock += 3600  # the first release's committer's clock is an hour ahead
+    first = repo.commit("first release")
+    repo.git("branch", "pre-production")
+    repo.clock -= 7200
+    second = repo.commit("second release")
+    assert publish(tmp_path, capsys, repo.path, first, IMAGE_A, version="1.0.0")[0] == 0
+    assert publish(tmp_path, capsys, repo.path, second, IMAGE_B, version="1.1.0")[0] == 0
+    put_record(catalog, "dev", 1, first)
+    put_record(catalog, "dev", 2, second)
+    repo.git("checkout", "--quiet", "pre-production")
+    repo.clock += 7200
+    repo.git("merge", "--quiet", "--no-ff", "-m", "promote master", "master")
+    code, out, err = run_cli(repo.path, "resolve", "--stack", "preprod", capsys=capsys)
+    assert (code, err) == (0, "")
+    assert f"promoted image {IMAGE_B} (version 1.1.0, commit {second}) to stack preprod" in out
+    assert "skipped" not in out
+
+
 def test_resolve_without_an_image_among_the_ancestors(
     catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -326,3 +326,21 @@ def test_the_program_uses_only_services_the_facts_cover(evaluations: dict[str, E
         if r.type.startswith("alicloud:")
     }
     assert services <= set(sdk_facts.SERVICES)
+
+
+def test_a_deployed_stacks_own_outputs_holding_the_password_are_not_plaintext(
+    evaluations: dict[str, Evaluation],
+) -> None:
+    """Under `pulumi up` the pack sees outputs resolved and unwrapped: the generator's result and the Database
+    component's output hold the password, kept secret by the program, and are no violation (the real engine refused
+    every deploy on them: tests/pipeline/test_deploy_on_localcloud.py). Seen failing before the pack skipped them."""
+    ev = evaluations["dev"]
+    password = password_of(ev)
+    deployed = changed(changed(ev, "database-password", {"result": password}), "database", {"password": password})
+    (policy,) = [p for p in policies.ALL if p.name == "no-plaintext-passwords"]
+    assert violations(policy, deployed) == []
+    # A cloud resource's input holding it still is one.
+    leaked = changed(deployed, "network-vpc", {"tags": {"project": "ha-webapp", "note": password}})
+    assert violations(policy, leaked) == [
+        "network-vpc.tags contains the password of database-account.accountPassword in clear"
+    ]
