@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from localcloud import LocalCloud, serve_slb
+from localcloud import LocalCloud, serve_ecs, serve_slb
 from localcloud.health import HEALTHY, backends, replay
 from plan import offline
 from tests import invariants
@@ -142,7 +142,7 @@ def workspace(cloud: LocalCloud, s3_server: str, tmp_path_factory: pytest.TempPa
         "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
         "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
     }
-    with serve_slb(cloud) as endpoint:
+    with serve_slb(cloud) as endpoint, serve_ecs(cloud) as ecs_endpoint:
         ws = Workspace(
             tmp_path_factory.mktemp("lifecycle-ws"),
             toolchain_bin(),
@@ -150,6 +150,7 @@ def workspace(cloud: LocalCloud, s3_server: str, tmp_path_factory: pytest.TempPa
             extra_env=env,
             cloud=cloud,
             slb_endpoint=endpoint,
+            ecs_endpoint=ecs_endpoint,
         )
         for path, text, replacement in BREAKS.get(os.environ.get("HA_WEBAPP_BREAK", ""), []):
             source = ws.project / path
