@@ -39,11 +39,16 @@ MIGRATE_TOOL = "/usr/local/bin/app-migrate"
 # What Cloud Assistant runs, as root. The server may still be in its first boot (cloud-init writes /etc/app/app.env
 # from the user data), so wait for it first. `cloud-init status --wait` exits 1 when the boot failed, and 2 (since
 # cloud-init 23.4) when it finished with recoverable errors such as a deprecated key, which still wrote the files.
+# An image built before the step existed has no tool: say so, rather than let the shell's "not found" stand alone.
 MIGRATE_SCRIPT = f"""set -u
 cloud-init status --wait >/dev/null
 if [ "$?" -eq 1 ]; then
   echo "{MIGRATE_TOOL} was not run: the server's first boot failed (cloud-init); see /var/log/cloud-init-output.log" >&2
   exit 1
+fi
+if [ ! -x {MIGRATE_TOOL} ]; then
+  echo "{MIGRATE_TOOL} is not in this image: release an image built with it (docs/images.md)" >&2
+  exit 127
 fi
 exec {MIGRATE_TOOL}
 """
