@@ -262,8 +262,8 @@ def run_migration(
     state = f"last state {last.status}" if last is not None and invoke_id else f"still waiting for {waiting_for}"
     raise MigrationError(
         f"the schema migration on {instance_id} did not finish within {timeout_seconds:g}s ({state}). Cloud "
-        f"Assistant stops the command at that deadline; the tool holds a lock in the database, so the next release "
-        f"simply runs it again. {_STOPPED}"
+        f"Assistant stops the command at that deadline; the tool is idempotent and locks the database while it runs, "
+        f"so the next `pulumi up` may run it again. {_STOPPED}"
     )
 
 
