@@ -111,6 +111,9 @@ app = AppTier(
         listener_port=load_balancer.serving_port,
         region=settings.region,
         health_gate_timeout_seconds=settings.app.health_gate_timeout_seconds,
+        migration_timeout_seconds=settings.app.migration_timeout_seconds,
+        database_name=database.db_name,
+        database_user=database.user,
         key_pair_name=settings.app.key_pair_name,
         runtime_settings={
             "APP_ENV": settings.stack,

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from localcloud import KINDS, LocalCloud, serve_slb
+from localcloud import KINDS, LocalCloud, serve_ecs, serve_slb
 from tests.pulumi_cli import Workspace, toolchain_bin
 
 SERVER = "alicloud:ecs/instance:Instance"
@@ -83,8 +83,8 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="lifecycle-benchmark-"))
     cloud = LocalCloud(root / "cloud").init(scale=args.scale)
     boot = float(cloud.store.snapshot()["bootSeconds"])
-    with serve_slb(cloud) as endpoint:
-        ws = Workspace(root / "ws", toolchain_bin(), cloud=cloud, slb_endpoint=endpoint)
+    with serve_slb(cloud) as slb, serve_ecs(cloud) as ecs:
+        ws = Workspace(root / "ws", toolchain_bin(), cloud=cloud, slb_endpoint=slb, ecs_endpoint=ecs)
         ws.init_stack(args.stack)
         results: list[tuple[str, Any, float]] = []
         seq = 0

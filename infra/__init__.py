@@ -1,5 +1,6 @@
 """The program `pulumi up` runs: the stack settings (`config`, the only reader of `pulumi.Config`), the replacement
-guard, the components every stack is made of, the release health gate and the servers' user data.
+guard, the components every stack is made of, the release steps (health gate, schema migration) and the servers' user
+data.
 
 Imports only the Pulumi and Alibaba Cloud SDKs; the offline plan (`plan/`) and the pipeline tools (`pipeline/`) may
 import this package, never the other way round.

@@ -11,6 +11,7 @@ import pulumi_alicloud as alicloud
 
 from infra import user_data
 from infra.health_gate import HealthGate, HealthGateArgs
+from infra.migration import SchemaMigration, SchemaMigrationArgs
 
 # Changes the provider would apply to a running server in place (stop, swap the system disk, or reboot) replace it
 # instead: a new server is created next to the old one, and the old one goes only after the new one is healthy.
@@ -61,6 +62,10 @@ class AppTierArgs:
     listener_port: int
     region: str
     health_gate_timeout_seconds: int
+    # The release's database migrations run on zone A's first server once the database and its account are usable.
+    migration_timeout_seconds: int
+    database_name: pulumi.Input[str]
+    database_user: pulumi.Input[str]
     # Written to the server's environment file at boot. No secrets: they stay in OOS encrypted parameters, and the
     # servers' RAM role may read exactly these parameters (by name, in this region) and nothing else.
     runtime_settings: Mapping[str, pulumi.Input[str]]
@@ -126,7 +131,9 @@ class AppTier(pulumi.ComponentResource):
         # Zones roll one after the other: a zone's servers wait for the previous zone's gate, so at most one zone is
         # ever being replaced and every other zone keeps its healthy servers behind the load balancer.
         previous_gate: HealthGate | None = None
-        for placement in args.placements:
+        # Runs once the first zone's first server exists; every membership of that zone waits for it (see below).
+        migration: SchemaMigration | None = None
+        for zone_index, placement in enumerate(args.placements):
             # What a zone's gate waits for besides health: each server's SLB membership and its RAM role.
             servers: list[alicloud.ecs.Instance] = []
             attachments: list[pulumi.Resource] = []
@@ -166,6 +173,30 @@ class AppTier(pulumi.ComponentResource):
                         depends_on=[previous_gate] if previous_gate else None,
                     ),
                 )
+                # One attachment per server, so that a replacement server gets its role without touching the others.
+                role_attachment = alicloud.ecs.RamRoleAttachment(
+                    f"{name}-{placement.label}{index}-role",
+                    instance_id=server.id,
+                    ram_role_name=role.role_name,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+                )
+                attachments.append(role_attachment)
+                if zone_index == 0 and index == 1:
+                    # The schema migration of the release, on this new server: it has the new version's code and
+                    # migrations, the VPC address RDS whitelists, and (through its role) the password. It waits for
+                    # the database and account (their outputs) and for the role to be attached; a failure stops the
+                    # update here, before any new server serves and before any old one is touched.
+                    migration = SchemaMigration(
+                        f"{name}-{placement.label}-migration",
+                        SchemaMigrationArgs(
+                            instance_id=server.id,
+                            region=args.region,
+                            timeout_seconds=args.migration_timeout_seconds,
+                            database_name=args.database_name,
+                            database_user=args.database_user,
+                        ),
+                        opts=pulumi.ResourceOptions(parent=self, depends_on=[role_attachment]),
+                    )
                 attachments.append(
                     alicloud.slb.ServerGroupServerAttachment(
                         f"{name}-{placement.label}{index}-member",
@@ -181,18 +212,13 @@ class AppTier(pulumi.ComponentResource):
                         type="ecs",
                         # A new server gets a new membership next to the old one; Pulumi removes the old membership
                         # at the end of a successful update, after every gate has passed.
+                        # In the first zone, no server of the new version joins before the schema is migrated.
                         opts=pulumi.ResourceOptions(
-                            parent=self, replace_on_changes=["server_id"], delete_before_replace=False
+                            parent=self,
+                            replace_on_changes=["server_id"],
+                            delete_before_replace=False,
+                            depends_on=[migration] if zone_index == 0 and migration else None,
                         ),
-                    )
-                )
-                # One attachment per server, so that a replacement server gets its role without touching the others.
-                attachments.append(
-                    alicloud.ecs.RamRoleAttachment(
-                        f"{name}-{placement.label}{index}-role",
-                        instance_id=server.id,
-                        ram_role_name=role.role_name,
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
                     )
                 )
                 servers.append(server)

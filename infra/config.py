@@ -173,6 +173,10 @@ class AppSettings(_Section):
     # How long a release waits for a zone's new servers to pass the load balancer's health check (boot, cloud-init,
     # app start, then healthy_threshold checks) before it stops, leaving the old servers in service.
     health_gate_timeout_seconds: Annotated[int, Field(ge=60, le=3600)] = 600
+    # How long a release waits for its database migrations (run once, on zone A's first new server, after its first
+    # boot) before it stops, with no new server behind the load balancer. Long enough for a schema change that
+    # rebuilds a large table; at most 6 hours, because the stack's update lock is held the whole time.
+    migration_timeout_seconds: Annotated[int, Field(ge=60, le=21600)] = 1800
     key_pair_name: Annotated[str, _matching(_KEY_PAIR_RE, "an ECS key pair name")] | None = None
 
 

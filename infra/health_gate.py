@@ -13,10 +13,8 @@ variables, OIDC role assumption in CI, or an ECS RAM role).
 
 from __future__ import annotations
 
-import os
 import random
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,23 +24,27 @@ import pulumi
 import pulumi.dynamic
 from pulumi.output import Unknown
 
+from infra.cloud_api import (
+    TransientApiError,
+    backoff,
+    describe_error,
+    error_code,
+    is_transient,
+    rehearsal_endpoint,
+    sdk_config,
+    status_of,
+)
+
 # Statuses DescribeHealthStatus reports for a backend server on a listener.
 HEALTHY = "normal"
 NOT_A_MEMBER = "not attached"
 # Inputs whose change means a different set of servers to wait for.
 _WATCHED_INPUTS = ("loadBalancerId", "listenerPort", "serverIds", "region")
-# Error codes worth another poll: the API is busy or briefly unavailable, which says nothing about the servers.
-# Throttling comes as Throttling, Throttling.User, Throttling.Api...; IncorrectLoadBalancerStatus means the load
-# balancer is busy with another change (it is being configured), which a later poll outlives.
-_TRANSIENT_CODES = frozenset(
-    {"ServiceUnavailable", "InternalError", "UnknownError", "SystemBusy", "Throttling", "IncorrectLoadBalancerStatus"}
-)
-# HTTP statuses that mean "not now" whatever the body says: too many requests, and the gateway errors.
-_TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The SLB's own "not now": the load balancer is busy with another change (it is being configured), which a later poll
+# outlives. The "not now" answers of every API are in infra/cloud_api.py.
+_BUSY_CODES = frozenset({"IncorrectLoadBalancerStatus"})
 # Where a rehearsal's SLB API is (see HealthGateProvider._wait); unset in real deployments.
 SLB_ENDPOINT_VARIABLE = "HA_WEBAPP_SLB_ENDPOINT"
-# The longest wait between two polls after the API said "not now" (before jitter).
-MAX_BACKOFF_SECONDS = 60.0
 
 
 class HealthGateError(Exception):
@@ -97,8 +99,7 @@ def wait_until_healthy(
             last_error = exc
             if exc.answered:
                 unanswered_in_a_row, refused_in_a_row = 0, refused_in_a_row + 1
-                backoff = min(MAX_BACKOFF_SECONDS, interval_seconds * 2 ** (refused_in_a_row - 1))
-                delay = backoff * (0.5 + 0.5 * jitter())
+                delay = backoff(interval_seconds, refused_in_a_row, jitter)
             else:
                 unanswered_in_a_row += 1
                 if unanswered_in_a_row >= max_consecutive_errors:
@@ -124,35 +125,14 @@ def wait_until_healthy(
     )
 
 
-class TransientApiError(Exception):
-    """The SLB API did not answer this time, or answered "not now" (`answered`); the next poll may succeed."""
-
-    def __init__(self, message: str, answered: bool = False) -> None:
-        super().__init__(message)
-        self.answered = answered
-
-
-def _describe_error(exc: Exception) -> str:
-    """What the SDK's exception says, without request details (which carry the access key ID)."""
-    code = getattr(exc, "code", None)
-    message = getattr(exc, "message", None)
-    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
-    if code or message:
-        return " ".join(str(p) for p in (f"HTTP {status}" if status else None, code, message) if p)
-    return type(exc).__name__
-
-
 class SlbHealthReader:
     """Reads the health of a CLB listener's backends with the Alibaba Cloud SDK (DescribeHealthStatus)."""
 
     def __init__(self, region: str, endpoint: str | None = None, protocol: str | None = None) -> None:
-        from alibabacloud_credentials.client import Client as CredentialClient
         from alibabacloud_slb20140515.client import Client
-        from alibabacloud_tea_openapi.models import Config
 
         self.region = region
-        config = Config(credential=CredentialClient(), region_id=region, endpoint=endpoint, protocol=protocol)
-        self._client = Client(config)
+        self._client = Client(sdk_config(region, endpoint, protocol))
 
     def __call__(self, load_balancer_id: str, listener_port: int) -> dict[str, str]:
         from alibabacloud_slb20140515 import models
@@ -165,12 +145,9 @@ class SlbHealthReader:
         try:
             response = self._client.describe_health_status_with_options(request, runtime)
         except Exception as exc:  # the SDK raises its own hierarchy, plus plain network errors
-            described = _describe_error(exc)
-            status = _status_of(exc)
-            code = str(getattr(exc, "code", "") or "")
-            if code == "None":  # the SDK formats a missing Code as the text "None"
-                code = ""
-            if is_transient(status, code):
+            described = describe_error(exc)
+            status = status_of(exc)
+            if is_transient(status, error_code(exc), _BUSY_CODES):
                 raise TransientApiError(
                     f"DescribeHealthStatus on {load_balancer_id}: {described}", answered=status is not None
                 ) from None
@@ -179,27 +156,6 @@ class SlbHealthReader:
                 "credentials may call slb:DescribeHealthStatus on this load balancer."
             ) from None
         return _merge(response.body.backend_servers.backend_server if response.body.backend_servers else [])
-
-
-def _status_of(exc: Exception) -> int | None:
-    """The HTTP status of the API's answer, or None when there was no answer (a network error)."""
-    status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None)
-    if status is None:
-        data = getattr(exc, "data", None)
-        status = data.get("statusCode") if isinstance(data, dict) else None
-    try:
-        return int(status) if status is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def is_transient(status: int | None, code: str) -> bool:
-    """Whether an error answer (HTTP status, API error code) says "not now" rather than "no"."""
-    if status is None or not code:
-        return True  # no answer, or an answer without a code (a gateway's page): nothing says the request is wrong
-    if status in _TRANSIENT_STATUSES:
-        return True
-    return code.split(".")[0] in _TRANSIENT_CODES or code.startswith("Throttling") or "Busy" in code
 
 
 def _merge(entries: Sequence[Any]) -> dict[str, str]:
@@ -238,13 +194,8 @@ class HealthGateProvider(pulumi.dynamic.ResourceProvider):
 
     def _wait(self, props: dict[str, Any]) -> dict[str, Any]:
         endpoint, protocol = self.endpoint, self.protocol
-        # A rehearsal against the local cloud (localcloud/) points the gate at its SLB API on 127.0.0.1, e.g.
-        # http://127.0.0.1:8123. Read here, at run time in the engine's plugin process (which inherits the CLI's
-        # environment), because the provider object itself is pickled into the state, where a test address must not be.
-        rehearsal = os.environ.get(SLB_ENDPOINT_VARIABLE)
-        if endpoint is None and rehearsal:
-            url = urllib.parse.urlsplit(rehearsal)
-            endpoint, protocol = url.netloc, url.scheme
+        if endpoint is None:  # a rehearsal against the local cloud (localcloud/) points the gate at its SLB API
+            endpoint, protocol = rehearsal_endpoint(SLB_ENDPOINT_VARIABLE)
         reader = SlbHealthReader(str(props["region"]), endpoint, protocol)
         load_balancer_id, listener_port = str(props["loadBalancerId"]), int(props["listenerPort"])
         statuses = wait_until_healthy(

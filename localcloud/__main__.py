@@ -2,13 +2,14 @@
 
 rehearse --stack STACK [--root DIR] [--preview-only]   the one-command rehearsal of the working tree (make rehearse)
 init [--scale S] [--boot-seconds B] [--duration TOKEN:OPERATION=SECONDS ...]   an empty cloud
-run -- pulumi up ...          serve the SLB API and run a command against this cloud
-serve                         serve the SLB API until interrupted; prints its endpoint
-env --slb-endpoint URL        the shell exports for a pulumi run against this cloud
+run -- pulumi up ...          serve the SLB and ECS APIs, run a command against this cloud
+serve                         serve the SLB and ECS APIs until interrupted; prints their endpoints
+env --slb-endpoint URL --ecs-endpoint URL   the shell exports for a pulumi run against this cloud
 inventory [--json]            every resource the cloud holds
 timeline [--json]             every change, with simulated and wall times
 health LOAD_BALANCER_ID [--port 80]
 mark-bad-image IMAGE_ID | zone-down ZONE | zone-up ZONE
+mark-bad-migration IMAGE_ID [--message TEXT]    the migrations of servers from this image fail, printing TEXT
 tamper RESOURCE_ID [KEY=JSON ...] [--delete]      an out-of-band change, for drift checks
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.cloud import LocalCloud, bin_dir
+from localcloud.ecs_api import serve_ecs
 from localcloud.provider import ENV_REAL_PROVIDER
 from localcloud.rehearse import DEFAULT_ROOT, RehearsalError, rehearse
 from localcloud.resources import CloudError
@@ -45,8 +47,8 @@ def real_provider() -> str:
     return found
 
 
-def rehearsal_env(cloud: LocalCloud, slb_endpoint: str) -> dict[str, str]:
-    env = cloud.env(slb_endpoint, real_provider())
+def rehearsal_env(cloud: LocalCloud, slb_endpoint: str, ecs_endpoint: str) -> dict[str, str]:
+    env = cloud.env(slb_endpoint, real_provider(), ecs_endpoint)
     env["PATH"] = os.pathsep.join([str(bin_dir()), os.environ.get("PATH", "")])
     return env
 
@@ -75,12 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve")
     env = commands.add_parser("env")
     env.add_argument("--slb-endpoint", required=True)
+    env.add_argument("--ecs-endpoint", required=True)
     for name in ("inventory", "timeline"):
         commands.add_parser(name).add_argument("--json", action="store_true")
     health = commands.add_parser("health")
     health.add_argument("load_balancer_id")
     health.add_argument("--port", type=int, default=80)
     commands.add_parser("mark-bad-image").add_argument("image_id")
+    bad_migration = commands.add_parser("mark-bad-migration")
+    bad_migration.add_argument("image_id")
+    bad_migration.add_argument("--message", help="what the migration tool prints (default: a generic failure)")
     commands.add_parser("zone-down").add_argument("zone")
     commands.add_parser("zone-up").add_argument("zone")
     tamper = commands.add_parser("tamper")
@@ -117,18 +123,19 @@ def _run(args: argparse.Namespace, cloud: LocalCloud) -> int:
         print(f"local cloud in {cloud.root}")
     elif args.command == "run":
         command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        with serve_slb(cloud) as endpoint:
-            return subprocess.call(command, env={**os.environ, **rehearsal_env(cloud, endpoint)})
+        with serve_slb(cloud) as slb, serve_ecs(cloud) as ecs:
+            return subprocess.call(command, env={**os.environ, **rehearsal_env(cloud, slb, ecs)})
     elif args.command == "serve":
-        with serve_slb(cloud) as endpoint:
-            (cloud.root / "slb-endpoint").write_text(endpoint + "\n")
-            print(endpoint, flush=True)
+        with serve_slb(cloud) as slb, serve_ecs(cloud) as ecs:
+            (cloud.root / "slb-endpoint").write_text(slb + "\n")
+            (cloud.root / "ecs-endpoint").write_text(ecs + "\n")
+            print(f"slb {slb}\necs {ecs}", flush=True)
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
     elif args.command == "env":
-        for key, value in rehearsal_env(cloud, args.slb_endpoint).items():
+        for key, value in rehearsal_env(cloud, args.slb_endpoint, args.ecs_endpoint).items():
             print(f"export {key}={shlex_quote(value)}")
     elif args.command == "inventory":
         records = cloud.inventory()
@@ -148,6 +155,8 @@ def _run(args: argparse.Namespace, cloud: LocalCloud) -> int:
             print(f"{server} {status}")
     elif args.command == "mark-bad-image":
         cloud.mark_bad_image(args.image_id)
+    elif args.command == "mark-bad-migration":
+        cloud.mark_bad_migration(args.image_id, args.message)
     elif args.command == "zone-down":
         cloud.zone_down(args.zone)
     elif args.command == "zone-up":

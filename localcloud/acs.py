@@ -4,7 +4,8 @@ It speaks what the Alibaba Cloud SDK sends and expects: the action in `x-acs-act
 string (and, for some APIs, a form body), signed with ACS3-HMAC-SHA256, answered with the documented JSON body or error
 body. A signed API's stand-in (`FakeAcsApi`) checks the signature with the secret it was given, so a test proves the
 SDK really signs with the configured credentials; what it answers is up to its `answer` method (localcloud/slb_api.py,
-tests/fakes/slb.py, tests/fakes/oos.py). An anonymous API's stand-in answers each request itself (tests/fakes/sts.py).
+tests/fakes/slb.py, tests/fakes/oos.py), or, for a stand-in of several actions, `answer_action` (localcloud/ecs_api.py,
+tests/fakes/ecs.py). An anonymous API's stand-in answers each request itself (tests/fakes/sts.py).
 Shared by the local cloud and the tests' stand-ins, which is why it lives here and not under tests/.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 
 class StandIn(Protocol):
@@ -42,19 +43,26 @@ class FakeAcsApi:
     raw_requests: list[str] = field(default_factory=list)
     endpoint: str = ""
 
+    # The one action a single-action stand-in answers (with `answer`), or the several it routes (with `answer_action`).
     action = ""
+    actions: ClassVar[frozenset[str]] = frozenset()
 
     def answer(self, query: dict[str, str]) -> tuple[int, dict[str, object]]:
         raise NotImplementedError
 
+    def answer_action(self, action: str, query: dict[str, str]) -> tuple[int, dict[str, object]]:
+        """The answer to one signed request of `action`; a stand-in of several actions routes here."""
+        return self.answer(query)
+
     def respond(self, method: str, path: str, query: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
         self.raw_requests.append(f"{method} {path}?{query}\n{json.dumps(headers)}")
-        if headers.get("x-acs-action") != self.action:
+        action = headers.get("x-acs-action", "")
+        if action not in (self.actions or {self.action}):
             return 400, {"Code": "InvalidAction.NotFound", "Message": "Specified api is not found"}
         error = _signature_error(self, method, path, query, headers)
         if error:
             return 400, {"Code": error, "Message": "Specified signature is not matched."}
-        return self.answer(dict(urllib.parse.parse_qsl(query)))
+        return self.answer_action(action, dict(urllib.parse.parse_qsl(query)))
 
 
 def _signature_error(fake: FakeAcsApi, method: str, path: str, query: str, headers: dict[str, str]) -> str | None:

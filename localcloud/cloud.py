@@ -19,6 +19,8 @@ from localcloud.resources import CloudError, key, kind, plain
 from localcloud.store import ENV_DIR, Store
 
 OPERATIONS = ("create", "update", "delete")
+# What the migration tool of an image marked by `mark_bad_migration` prints, unless told otherwise.
+DEFAULT_BAD_MIGRATION = "migration failed: the local cloud was told this image's migrations fail"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -180,6 +182,12 @@ class LocalCloud:
             tx.cloud["badImages"] = sorted({*tx.cloud["badImages"], image_id})
             tx.record("mark-bad-image", image=image_id)
 
+    def mark_bad_migration(self, image_id: str, message: str | None = None) -> None:
+        """The migrations of this image fail (from now on): exit 1, `message` as the tool's output."""
+        with self.store.transaction() as tx:
+            tx.cloud.setdefault("badMigrations", {})[image_id] = message or DEFAULT_BAD_MIGRATION
+            tx.record("mark-bad-migration", image=image_id, message=message or DEFAULT_BAD_MIGRATION)
+
     def zone_down(self, zone: str) -> None:
         with self.store.transaction() as tx:
             tx.cloud["zonesDown"] = sorted({*tx.cloud["zonesDown"], zone})
@@ -210,7 +218,7 @@ class LocalCloud:
 
     # --- a rehearsal's environment -------------------------------------------------------------------------------
 
-    def env(self, slb_endpoint: str, real_provider: str) -> dict[str, str]:
+    def env(self, slb_endpoint: str, real_provider: str, ecs_endpoint: str) -> dict[str, str]:
         """Variables for a `pulumi` run against this cloud (PATH must still be prefixed with `bin_dir()`)."""
         credentials = self.store.snapshot()["credentials"]
         return {
@@ -219,6 +227,8 @@ class LocalCloud:
             "LOCALCLOUD_PYTHON": sys.executable,
             # The health gate reads it (infra/health_gate.py) to poll this cloud's SLB API.
             "HA_WEBAPP_SLB_ENDPOINT": slb_endpoint,
+            # The schema migration step reads it (infra/migration.py) to run its command through this cloud's ECS API.
+            "HA_WEBAPP_ECS_ENDPOINT": ecs_endpoint,
             "ALIBABA_CLOUD_ACCESS_KEY_ID": credentials["accessKeyId"],
             "ALIBABA_CLOUD_ACCESS_KEY_SECRET": credentials["accessKeySecret"],
         }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from localcloud.cloud import PACKAGE_DIR, LocalCloud, bin_dir
+from localcloud.ecs_api import serve_ecs
 from localcloud.health import HEALTHY
 from localcloud.slb_api import serve_slb
 
@@ -76,7 +77,7 @@ def copy_project(target: Path) -> None:
     (target / ".venv").symlink_to(sys.prefix)
 
 
-def environment(root: Path, cloud: LocalCloud, slb_endpoint: str, toolchain: Path) -> dict[str, str]:
+def environment(root: Path, cloud: LocalCloud, endpoints: tuple[str, str], toolchain: Path) -> dict[str, str]:
     """The variables of a `pulumi` run in the rehearsal: none of the caller's Pulumi or Alibaba Cloud settings."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("PULUMI_", "ALIBABA_CLOUD_", "ALICLOUD_"))}
     venv_bin = str(Path(sys.executable).parent)
@@ -92,7 +93,7 @@ def environment(root: Path, cloud: LocalCloud, slb_endpoint: str, toolchain: Pat
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         **PROVIDER_OFFLINE,
-        **cloud.env(slb_endpoint, str(toolchain / "pulumi-resource-alicloud")),
+        **cloud.env(endpoints[0], str(toolchain / "pulumi-resource-alicloud"), endpoints[1]),
     }
 
 
@@ -109,8 +110,9 @@ def rehearse(stack: str, root: Path, preview_only: bool = False, say: Callable[[
     if not cloud.store.exists():
         cloud.init()
 
-    with serve_slb(cloud) as endpoint:
-        env = environment(root, cloud, endpoint, toolchain)
+    # The health gates' SLB calls and the schema migration's ECS calls.
+    with serve_slb(cloud) as slb_endpoint, serve_ecs(cloud) as ecs_endpoint:
+        env = environment(root, cloud, (slb_endpoint, ecs_endpoint), toolchain)
 
         def pulumi(*args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
             return subprocess.run(

@@ -23,6 +23,8 @@ EIP_ASSOCIATION = "alicloud:ecs/eipAssociation:EipAssociation"
 DNS = "alicloud:dns/alidnsRecord:AlidnsRecord"
 SERVER_CERTIFICATE = "alicloud:slb/serverCertificate:ServerCertificate"
 ALARM = "alicloud:cms/alarm:Alarm"
+# The release's schema migration (infra/migration.py), a step of the update rather than a cloud resource.
+SCHEMA_MIGRATION = "pulumi-python:dynamic/ecs:SchemaMigration"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from plan.topology import (  # the resource types the plan reads, named once
     LISTENER,
     MEMBER,
     RDS,
+    SCHEMA_MIGRATION,
     SERVER_CERTIFICATE,
     SERVER_GROUP,
     SLB,
@@ -38,6 +39,8 @@ OOS_PARAMETER = "alicloud:oos/secretParameter:SecretParameter"  # pragma: allowl
 RAM_ROLE = "alicloud:ram/role:Role"
 RAM_POLICY = "alicloud:ram/policy:Policy"
 RAM_ROLE_ATTACHMENT = "alicloud:ecs/ramRoleAttachment:RamRoleAttachment"
+RDS_ACCOUNT = "alicloud:rds/rdsAccount:RdsAccount"
+RDS_PRIVILEGE = "alicloud:rds/accountPrivilege:AccountPrivilege"
 HEALTH_GATE = "pulumi-python:dynamic/slb:HealthGate"
 ALARM_CONTACT = "alicloud:cms/alarmContact:AlarmContact"
 ALARM_GROUP = "alicloud:cms/alarmContactGroup:AlarmContactGroup"
@@ -502,6 +505,60 @@ def rollout_zone_by_zone(ev: Evaluation) -> list[str]:
     return problems
 
 
+def _waits_for(ev: Evaluation, resource: Resource) -> set[str]:
+    """Every URN `resource` waits for, directly or through what it waits for."""
+    by_urn = ev.by_urn()
+    seen: set[str] = set()
+    todo = [resource]
+    while todo:
+        current = todo.pop()
+        for urn in (*current.dependencies, *(u for us in current.property_dependencies.values() for u in us)):
+            if urn not in seen and urn in by_urn:
+                seen.add(urn)
+                todo.append(by_urn[urn])
+    return seen
+
+
+def migration_before_zone_a_serves(ev: Evaluation) -> list[str]:
+    """One schema migration per stack, on zone A's first server, after the database, its account and the server's
+    role; every zone A membership waits for it, and so (through them) every zone's gate and zone B."""
+    migrations = ev.of_type(SCHEMA_MIGRATION)
+    if len(migrations) != 1:
+        return [f"expected exactly one {SCHEMA_MIGRATION}, found {[m.urn for m in migrations]}"]
+    migration = migrations[0]
+    by_urn, ids, zone_of = ev.by_urn(), _ids(ev), _zone_of_vswitch(ev)
+    zone_a = settings_of(ev).network.zones[0].id
+    zone_a_servers = sorted((s for s in ev.of_type(ECS) if zone_of.get(s.value("vswitchId")) == zone_a), key=_name)
+    problems: list[str] = []
+    runs_on = [by_urn[u] for u in migration.property_dependencies.get("instanceId", ()) if u in by_urn]
+    if not zone_a_servers or [r.urn for r in runs_on] != [zone_a_servers[0].urn]:
+        problems.append(f"{migration.urn}: runs on {[r.urn for r in runs_on]}, not on zone {zone_a}'s first server")
+    after = _waits_for(ev, migration)
+    # Directly, not only through the server's boot settings (which name them today, but need not).
+    direct = [by_urn[u] for u in (*migration.dependencies, *(u for us in migration.property_dependencies.values() for
+                                                             u in us)) if u in by_urn]  # fmt: skip
+    for token in (RDS_DATABASE, RDS_PRIVILEGE):
+        if not any(r.type == token for r in direct):
+            problems.append(f"{migration.urn}: does not itself wait for the {token.rsplit(':', 1)[-1]}")
+    if not any(by_urn[u].type == RDS_ACCOUNT for u in after):
+        problems.append(f"{migration.urn}: does not wait for the database account")
+    roles = [r for r in ev.of_type(RAM_ROLE_ATTACHMENT) if runs_on and r.value("instanceId") == ids.get(runs_on[0].urn)]
+    if not roles or roles[0].urn not in after:
+        problems.append(f"{migration.urn}: may start before its server's RAM role (the password) is attached")
+    zone_a_ids = {ids[s.urn] for s in zone_a_servers}
+    for member in ev.of_type(MEMBER):
+        if member.value("serverId") in zone_a_ids and migration.urn not in member.dependencies:
+            problems.append(f"{member.urn}: a zone A server joins the SLB before the schema migration")
+    for gate in ev.of_type(HEALTH_GATE):
+        if migration.urn not in _waits_for(ev, gate):
+            problems.append(f"{gate.urn}: does not come after the schema migration")
+    return problems
+
+
+def _name(resource: Resource) -> str:
+    return resource.name
+
+
 # The inputs that make a membership's ID (group:server:port); all inputs are ForceNew.
 MEMBERSHIP_ID_INPUTS = {"serverGroupId", "serverId", "port"}
 
@@ -652,6 +709,7 @@ ALL: dict[str, Check] = {
         components_own_every_resource,
         exports_complete,
         rollout_zone_by_zone,
+        migration_before_zone_a_serves,
         memberships_vary_only_in_their_id,
         image_change_replaces_servers,
         user_data_holds_no_secret,

@@ -65,9 +65,11 @@ class Workspace:
     backend_url: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
     # With a local cloud, its provider plugin stands in for the real one (which it runs for checks and diffs) and
-    # `slb_endpoint` is its SLB API, which the health gates poll.
+    # `slb_endpoint` is its SLB API, which the health gates poll, and `ecs_endpoint` its ECS API, through which the
+    # schema migration runs.
     cloud: LocalCloud | None = None
     slb_endpoint: str = ""
+    ecs_endpoint: str = ""
 
     def __post_init__(self) -> None:
         self.project = self.root / "project"
@@ -96,7 +98,8 @@ class Workspace:
         cloud = {}
         if self.cloud is not None:
             path.insert(0, str(bin_dir()))
-            cloud = self.cloud.env(self.slb_endpoint, str(self.bin_dir / "pulumi-resource-alicloud"))
+            provider = str(self.bin_dir / "pulumi-resource-alicloud")
+            cloud = self.cloud.env(self.slb_endpoint, provider, self.ecs_endpoint)
         return {
             **keep,
             "PATH": os.pathsep.join(path),

@@ -142,6 +142,14 @@ BAD = [
     ("slb-spec-retired", {"ha-webapp:loadBalancer": {"spec": "slb.s2.small"}}, "loadBalancer.spec", "pay-by-CLCU"),
     ("eip-bandwidth-zero", {"ha-webapp:loadBalancer": {"eipBandwidthMbps": 0}}, "eipBandwidthMbps", "greater"),
     ("gate-timeout-too-short", {"ha-webapp:app.healthGateTimeoutSeconds": 5}, "healthGateTimeoutSeconds", "60"),
+    ("migration-timeout-too-short", {"ha-webapp:app.migrationTimeoutSeconds": 30}, "migrationTimeoutSeconds", "60"),
+    # The stack's update lock is held while the migration runs: more than 6 hours is a mistake, not a big table.
+    (
+        "migration-timeout-too-long",
+        {"ha-webapp:app.migrationTimeoutSeconds": 86400},
+        "migrationTimeoutSeconds",
+        "21600",
+    ),
     ("allow-replacement-not-bool", {"ha-webapp:allowReplacement": "sometimes"}, "allowReplacement", "boolean"),
     ("allow-health-check-change-not-bool", {"ha-webapp:allowHealthCheckChange": "1"}, "allowHealthCheck", "boolean"),
     # The app runs as an unprivileged user: no port below 1024, and never SSH's.

@@ -13,14 +13,8 @@ from typing import Any
 import pytest
 from pulumi.output import Unknown
 
-from infra.health_gate import (
-    HEALTHY,
-    MAX_BACKOFF_SECONDS,
-    HealthGateError,
-    HealthGateProvider,
-    TransientApiError,
-    wait_until_healthy,
-)
+from infra.cloud_api import MAX_BACKOFF_SECONDS, TransientApiError
+from infra.health_gate import HEALTHY, HealthGateError, HealthGateProvider, wait_until_healthy
 from plan.offline import Evaluation
 from tests.fakes.acs import ACCESS_KEY_ID, ACCESS_KEY_SECRET
 from tests.fakes.clock import FakeClock

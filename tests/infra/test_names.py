@@ -101,6 +101,8 @@ NOT_NAMES = {
     ("alicloud:ecs/ramRoleAttachment:RamRoleAttachment", "ramRoleName"),
     # The CAS certificate's name, as CAS knows it (checked by the settings model).
     ("alicloud:slb/serverCertificate:ServerCertificate", "alicloudCertificateName"),
+    # The schema migration takes the database's outputs only to wait for them; it sends them to no API.
+    ("pulumi-python:dynamic/ecs:SchemaMigration", "databaseName"),
 }
 _NAME_LIKE = re.compile(r"(?i)(name|description|remark)$")
 

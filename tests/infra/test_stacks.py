@@ -192,6 +192,25 @@ def not_waiting_for(ev: Evaluation, name: str, dependency: str) -> Evaluation:
     return changed(ev, name, dependencies=kept)
 
 
+def without_database_inputs(ev: Evaluation, name: str) -> Evaluation:
+    """The step no longer takes the database's and account's outputs, so nothing orders it after them."""
+    resource = next(r for r in ev.resources if r.name == name)
+    dropped = {u for key in ("databaseName", "databaseUser") for u in resource.property_dependencies.get(key, ())}
+    assert dropped, f"{name} took no database outputs"
+    links = {k: v for k, v in resource.property_dependencies.items() if k not in ("databaseName", "databaseUser")}
+    kept = tuple(d for d in resource.dependencies if d not in dropped)
+    return changed(
+        ev, name, {"databaseName": None, "databaseUser": None}, dependencies=kept, property_dependencies=links
+    )
+
+
+def runs_migration_on(ev: Evaluation, server: str) -> Evaluation:
+    migration = next(r for r in ev.resources if r.name == "app-a-migration")
+    target = next(r for r in ev.resources if r.name == server)
+    links = {**migration.property_dependencies, "instanceId": (target.urn,)}
+    return changed(ev, "app-a-migration", {"instanceId": f"{server}-id"}, property_dependencies=links)
+
+
 def boot_with(ev: Evaluation, name: str, extra: str) -> Evaluation:
     server = next(r for r in ev.resources if r.name == name)
     text = base64.b64decode(str(server.value("userData"))).decode() + extra
@@ -320,6 +339,25 @@ BROKEN += [
         "prod",
         "rollout_zone_by_zone",
         lambda ev: changed(ev, "app-b1-member", delete_before_replace=True),
+    ),
+    ("no-migration", "dev", "migration_before_zone_a_serves", lambda ev: without(ev, "app-a-migration")),
+    (
+        "membership-before-migration",
+        "prod",
+        "migration_before_zone_a_serves",
+        lambda ev: not_waiting_for(ev, "app-a2-member", "app-a-migration"),
+    ),
+    (
+        "migration-before-account",
+        "preprod",
+        "migration_before_zone_a_serves",
+        lambda ev: without_database_inputs(ev, "app-a-migration"),
+    ),
+    (
+        "migration-on-zone-b",
+        "prod",
+        "migration_before_zone_a_serves",
+        lambda ev: runs_migration_on(ev, "app-b1"),
     ),
     (
         "membership-weight-tuned",

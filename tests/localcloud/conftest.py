@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from localcloud import LocalCloud
+from localcloud.store import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
 
 VPC = "alicloud:vpc/network:Network"
 VSWITCH = "alicloud:vpc/switch:Switch"
@@ -29,6 +30,20 @@ def cloud(tmp_path: Path) -> LocalCloud:
     # 1 simulated second = 10 µs: RDS's 25 minutes take 15 ms. A boot takes 0.2 s, longer than any step of a test
     # between a server's creation and a look at its health.
     return LocalCloud(tmp_path / "cloud").init(scale=1e-5, boot_seconds=BOOT_SECONDS)
+
+
+@pytest.fixture
+def cloud_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK signs with the local cloud's keys, and has no other credential source to wander off to."""
+    from alibabacloud_credentials.utils import auth_util
+
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+    monkeypatch.setattr(auth_util, "environment_access_key_id", DEFAULT_ACCESS_KEY_ID)
+    monkeypatch.setattr(auth_util, "environment_access_key_secret", DEFAULT_ACCESS_KEY_SECRET)
+    monkeypatch.setattr(auth_util, "environment_security_token", None)
+    monkeypatch.setattr(auth_util, "enable_oidc_credential", False)
+    monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
 
 
 def build_network(cloud: LocalCloud) -> dict[str, Any]:

@@ -7,8 +7,9 @@ once and the tests take turns on them, in file order (the last one destroys).
 Set HA_WEBAPP_BREAK to one of BREAKS' names and the workspace's copy of the program is broken before anything is
 deployed (never the repository). Seen failing so: no-zone-gates and servers-deleted-first fail the release and the bad
 release; no-protection fails the guard and destroy tests; one-zone fails the release and zone loss; no-guard fails the
-guard test. The release preview failed on a real defect (the health gate's diff could not compare unknown server IDs),
-the drift test on another (the guard's StackReference is behind after every deploy). The creation test fails with
+guard test; migration-after-membership fails the release and the failing migration. The release preview failed on a
+real defect (the health gate's diff could not compare unknown server IDs), the drift test on another (the guard's
+StackReference is behind after every deploy). The creation test fails with
 no-db-host-export (the outputs differ from the documented ones) and password-in-clear (the password is not a secret
 envelope in the state); with server-without-role it passed (the cloud equal to the state, every server healthy)
 until it checked each server's membership and RAM role, and fails since.
@@ -34,7 +35,8 @@ from typing import Any
 
 import pytest
 
-from localcloud import LocalCloud, serve_slb
+from localcloud import LocalCloud, serve_ecs, serve_slb
+from localcloud.ecs_api import migration_runs
 from localcloud.health import HEALTHY, backends, replay
 from pipeline import recover
 from plan import offline
@@ -86,14 +88,26 @@ BREAKS: dict[str, list[tuple[str, str, str]]] = {
             'pulumi.export("db_password", pulumi.Output.unsecret(database.password))',
         )
     ],
-    # The first server of each zone without its RAM role (it could not read its secrets at boot).
+    # Zone B's servers without their RAM role (they could not read their secrets at boot): a component that creates
+    # nothing stands in for the attachment, so the graph is otherwise unchanged.
     "server-without-role": [
         (
             _APP_TIER,
-            "\n                attachments.append(\n                    alicloud.ecs.RamRoleAttachment(",
-            "\n                if index > 1:"
-            "\n                    attachments.append(\n                    alicloud.ecs.RamRoleAttachment(",
-        )
+            "_REPLACE_ON_CHANGES = [",
+            "class _NoRole(pulumi.ComponentResource):\n"
+            "    def __init__(self, name: str, **kwargs: object) -> None:\n"
+            "        super().__init__('test:break:NoRole', name, None, kwargs.get('opts'))  # type: ignore[arg-type]\n"
+            "\n\n_REPLACE_ON_CHANGES = [",
+        ),
+        (
+            _APP_TIER,
+            "role_attachment = alicloud.ecs.RamRoleAttachment(",
+            "role_attachment = (alicloud.ecs.RamRoleAttachment if zone_index == 0 else _NoRole)(",
+        ),
+    ],
+    # Zone A's new servers join the load balancer without waiting for the schema migration.
+    "migration-after-membership": [
+        (_APP_TIER, "depends_on=[migration] if zone_index == 0 and migration else None,", "depends_on=None,")
     ],
 }
 
@@ -112,6 +126,11 @@ def events_since(cloud: LocalCloud, seq: int, stack: str | None = None) -> list[
         for e in cloud.timeline()
         if e["seq"] > seq and (stack is None or "record" not in e or stack_of(e["record"]) == stack)
     ]
+
+
+def migrations_of(events: list[dict[str, Any]], stack: str) -> list[dict[str, Any]]:
+    """The schema migration runs of `stack` among `events`."""
+    return [run for run in migration_runs(events) if stack_of(run) == stack]
 
 
 def last_seq(cloud: LocalCloud) -> int:
@@ -170,7 +189,7 @@ def workspace(cloud: LocalCloud, s3_server: str, tmp_path_factory: pytest.TempPa
         "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
         "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
     }
-    with serve_slb(cloud) as endpoint:
+    with serve_slb(cloud) as endpoint, serve_ecs(cloud) as ecs_endpoint:
         ws = Workspace(
             tmp_path_factory.mktemp("lifecycle-ws"),
             toolchain_bin(),
@@ -178,6 +197,7 @@ def workspace(cloud: LocalCloud, s3_server: str, tmp_path_factory: pytest.TempPa
             extra_env=env,
             cloud=cloud,
             slb_endpoint=endpoint,
+            ecs_endpoint=ecs_endpoint,
         )
         for path, text, replacement in BREAKS.get(os.environ.get("HA_WEBAPP_BREAK", ""), []):
             source = ws.project / path
@@ -249,6 +269,8 @@ def test_every_stack_is_created_from_nothing_with_its_documented_outputs(
         assert set(stack_outputs["db_password"]) == {offline.SECRET_SIG_KEY, "ciphertext"}, stack
         clear = workspace.run("stack", "output", "db_password", "--show-secrets", "--stack", stack).stdout.strip()
         assert len(clear) == 32 and clear not in state, f"{stack}: the password is ciphertext in the state"
+        (run,) = migrations_of(cloud.timeline(), stack)  # once, on a zone A server, never alongside another
+        assert run["zone"] == ZONE_A and run["instanceId"] in outputs["app_server_ids"] and not run["overlapped"]
 
 
 # What a new image may touch: the servers are replaced (their user data and image are ForceNew for us), and what hangs
@@ -258,6 +280,8 @@ RELEASE_TOUCHES = {
     MEMBER: "replace",
     ROLE_ATTACHMENT: "replace",
     "pulumi-python:dynamic/slb:HealthGate": "update",
+    # The release's schema migration runs again, on the new zone A server.
+    "pulumi-python:dynamic/ecs:SchemaMigration": "replace",
     # The app servers' CPU alarm names the servers it watches.
     "alicloud:cms/alarm:Alarm": "update",
 }
@@ -303,6 +327,12 @@ def test_a_release_rolls_zone_by_zone_and_old_servers_leave_last(
                          {r["id"] for r in new[ZONE_B]})  # fmt: skip
     assert zone_b_started >= zone_a_healthy, "zone B's new servers started before zone A's were healthy"
 
+    # The schema migration ran once, on a new zone A server, before any new server joined the load balancer.
+    (run,) = migrations_of(events, stack)
+    assert run["instanceId"] in {r["id"] for r in new[ZONE_A]} and not run["overlapped"]
+    first_join = min(e["sim"] for e in events if e["event"] == "create-begin" and e["record"]["type"] == MEMBER)
+    assert first_join >= run["endsAt"], "a new server joined the load balancer before the migration had finished"
+
     all_healthy = max(r["healthyAt"] for r in created)
     leaving = [e for e in events if e["event"] == "delete-begin" and e["record"]["type"] in (SERVER, MEMBER)]
     assert {e["record"]["id"] for e in leaving if e["record"]["type"] == SERVER} == old
@@ -337,6 +367,48 @@ def test_a_bad_release_stops_at_zone_a_and_the_next_good_one_completes(
     assert len(servers) == 2 * SERVERS_PER_ZONE[stack]
     assert set(cloud.health(slb_id, HTTPS_PORT).values()) == {HEALTHY}
     assert inventory(cloud, stack) == workspace.cloud_resources(stack), "the bad servers left nothing behind"
+
+
+def test_a_failing_migration_stops_the_release_with_nothing_replaced(
+    cloud: LocalCloud, workspace: Workspace, deployed: dict[str, dict[str, Any]]
+) -> None:
+    # dev: 1 server per zone, and destroyed at the end, so what a failed release leaves cannot disturb other tests.
+    stack, slb_id = "dev", deployed["dev"]["slb_id"]
+    before = {r["id"]: r for r in cloud.inventory() if stack_of(r) == stack and r["type"] in (SERVER, MEMBER)}
+    message = "ERROR 1060 (42S21): Duplicate column name 'customer_ref'"
+    cloud.mark_bad_migration("m-bp1badmigration000005", message)
+    seq = last_seq(cloud)
+    workspace.run("config", "set", "imageId", "m-bp1badmigration000005", "--stack", stack)
+    failed = workspace.run("up", "--stack", stack, "--yes", "--skip-preview", timeout=900, check=False)
+    assert failed.returncode != 0
+    assert message in failed.stdout + failed.stderr, "the migration tool's message is in pulumi up's output"
+
+    events = events_since(cloud, seq, stack)
+    (run,) = migrations_of(events, stack)
+    created = [e["record"] for e in events if e["event"] == "create-begin" and e["record"]["type"] == SERVER]
+    assert [r["zone"] for r in created] == [ZONE_A] and run["instanceId"] == created[0]["id"], "zone B untouched"
+    assert not [e for e in events if e["event"] == "create-begin" and e["record"]["type"] == MEMBER], (
+        "no server of the new version joined the load balancer"
+    )
+    assert not [e for e in events if e["event"].startswith("delete")], "no old server or membership was removed"
+    after = {r["id"] for r in cloud.inventory() if stack_of(r) == stack and r["type"] in (SERVER, MEMBER)}
+    assert set(before) <= after
+    statuses = cloud.health(slb_id, HTTPS_PORT)
+    assert statuses == {s: HEALTHY for s in before if before[s]["type"] == SERVER}, "the old servers still serve alone"
+
+    # The next release, with migrations that work, completes and leaves nothing behind.
+    seq = last_seq(cloud)
+    up(workspace, stack, ("imageId", "m-bp1goodmigration00006"))
+    events = events_since(cloud, seq, stack)
+    assert len(migrations_of(events, stack)) == 1
+    servers = [r for r in cloud.inventory() if r["type"] == SERVER and stack_of(r) == stack]
+    assert {r["inputs"]["imageId"] for r in servers} == {"m-bp1goodmigration00006"} and len(servers) == 2
+    assert set(cloud.health(slb_id, HTTPS_PORT).values()) == {HEALTHY}
+    assert inventory(cloud, stack) == workspace.cloud_resources(stack), "the failed release left nothing behind"
+    # Unlike after a failed health gate (docs/releases.md, rollback; pulumi/pulumi#9979), nothing old was left pending
+    # deletion: the next release removed the old servers, and the failed release's unused one, only at its end.
+    changes = [e["event"] for e in events if e["event"] in ("create-begin", "delete-begin")]
+    assert "create-begin" not in changes[changes.index("delete-begin") :], changes
 
 
 def interrupt_release(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from localcloud import LocalCloud, serve_slb
+from localcloud import LocalCloud, serve_ecs, serve_slb
 from plan.offline import PROJECT_DIR, evaluate
 from tests.pulumi_cli import Workspace, toolchain_bin
 
@@ -27,8 +27,8 @@ from tests.pulumi_cli import Workspace, toolchain_bin
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Workspace]:
     cloud = LocalCloud(tmp_path / "cloud").init()
-    with serve_slb(cloud) as endpoint:
-        yield Workspace(tmp_path / "ws", toolchain_bin(), cloud=cloud, slb_endpoint=endpoint)
+    with serve_slb(cloud) as slb, serve_ecs(cloud) as ecs:
+        yield Workspace(tmp_path / "ws", toolchain_bin(), cloud=cloud, slb_endpoint=slb, ecs_endpoint=ecs)
 
 
 def test_dev_deploys_into_the_local_cloud_and_destroys_to_nothing(workspace: Workspace) -> None:

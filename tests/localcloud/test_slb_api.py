@@ -7,21 +7,8 @@ import pytest
 # Both from one import: the offline plan (other tests) re-imports the program, which would make two HealthGateErrors.
 from infra.health_gate import HealthGateError, SlbHealthReader
 from localcloud import LocalCloud, serve_slb
-from localcloud.store import DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET
+from localcloud.store import DEFAULT_ACCESS_KEY_ID
 from tests.localcloud.conftest import BOOT_SECONDS, ZONE_A, add_server, build_network
-
-
-@pytest.fixture
-def cloud_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from alibabacloud_credentials.utils import auth_util
-
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-    monkeypatch.setattr(auth_util, "environment_access_key_id", DEFAULT_ACCESS_KEY_ID)
-    monkeypatch.setattr(auth_util, "environment_access_key_secret", DEFAULT_ACCESS_KEY_SECRET)
-    monkeypatch.setattr(auth_util, "environment_security_token", None)
-    monkeypatch.setattr(auth_util, "enable_oidc_credential", False)
-    monkeypatch.setattr(auth_util, "environment_ecs_metadata_disabled", "true")
 
 
 def test_the_gates_sdk_client_reads_backend_health_from_the_local_cloud(cloud: LocalCloud, cloud_keys: None) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import boto3
 import pytest
 
-from localcloud import LocalCloud, bin_dir, serve_slb
+from localcloud import LocalCloud, bin_dir, serve_ecs, serve_slb
 from localcloud.health import HEALTHY
 from plan.offline import PROJECT_DIR
 from tests.conftest import local_s3_server
@@ -201,7 +201,7 @@ def deployment(ci_repo: CiRepo, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PULUMI_PYTHON_CMD": sys.executable,
     }
     # A state bucket created V4-signed on a server of its own: see the real-CLI preview test in test_gitlab_ci.py.
-    with local_s3_server() as endpoint, serve(sts), serve_slb(cloud) as slb_endpoint:
+    with local_s3_server() as endpoint, serve(sts), serve_slb(cloud) as slb_endpoint, serve_ecs(cloud) as ecs_endpoint:
         boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -214,7 +214,7 @@ def deployment(ci_repo: CiRepo, tmp_path_factory: pytest.TempPathFactory) -> Ite
         # credentials come from the OIDC exchange only.
         cloud_variables = {
             name: value
-            for name, value in cloud.env(slb_endpoint, str(tool_bin / "pulumi-resource-alicloud")).items()
+            for name, value in cloud.env(slb_endpoint, str(tool_bin / "pulumi-resource-alicloud"), ecs_endpoint).items()
             if name not in ("ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         }
         log = home / "no-fake-tools.jsonl"  # Runner reads the fake tools' log; none runs here, so it stays empty

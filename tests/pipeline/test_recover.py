@@ -19,7 +19,11 @@ from pipeline import recover
 SERVER = "alicloud:ecs/instance:Instance"
 URN = f"urn:pulumi:prod::ha-webapp::ha-webapp:index:AppTier${SERVER}::app-a1"
 ALARM_URN = "urn:pulumi:prod::ha-webapp::ha-webapp:index:Alarms$alicloud:cms/alarm:Alarm::alarms-app-cpu"
-SECRET = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:abc"}
+# A secret value as `pulumi stack export` writes it: the signature key and the ciphertext, never the value itself.
+SECRET = {
+    "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",  # pragma: allowlist secret
+    "ciphertext": "v1:abc",
+}
 
 
 def server_inputs(image: str) -> dict[str, Any]:

@@ -50,6 +50,9 @@ def test_tree_shows_what_a_reviewer_checks(previews: dict[str, Evaluation]) -> N
         "vswitchId                (known after deploy) <- network-vsw-b",
         "value                [secret] <- database-password",
         "+ pulumi-python:dynamic/slb:HealthGate  app-a-healthy",
+        # The release's schema migration, on zone A's first server, with its timeout.
+        "+ pulumi-python:dynamic/ecs:SchemaMigration  app-a-migration",
+        "instanceId      (known after deploy) <- app-a1",
         "healthCheckUri       /health",
         "frontendPort         443",
         "tlsCipherPolicy      tls_cipher_policy_1_2_strict",
