@@ -194,7 +194,8 @@ def parse_pin(text: str, source: str = PIN_FILE) -> Pin:
 def _problems(error: ValidationError, source: str) -> list[str]:
     problems = []
     for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        # The one check of the whole file is the choice of source.
+        key = ".".join(str(part) for part in item["loc"]) or "build or artifact"
         if item["type"] == "missing":
             message = "required key is missing"
         elif item["type"] == "extra_forbidden":
