@@ -519,7 +519,9 @@ def reuse(pin_key: str, commit: str) -> str | None:
         if not isinstance(pin, dict) or pin.get("key") != pin_key:
             raise HandoffError(f"catalog entry {index} does not record pin {pin_key}; delete it on purpose")
         origin = str(first.get("reused_from") or first.get("commit"))
-        entry = {**first, "commit": commit, "reused_from": origin}
+        entry = {**first, "commit": commit}
+        if origin != commit:
+            entry["reused_from"] = origin
         old = _recorded(s3, bucket, commit)
         if old is not None:
             if old.get("images") == entry["images"]:
