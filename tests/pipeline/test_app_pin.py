@@ -9,14 +9,11 @@ the redirect handler's header removal dropped (the token reaches the other origi
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ import yaml
 
 from pipeline import app_pin
 from pipeline.app_pin import PinError, parse_pin
+from tests.fakes.registry import Served, registry_servers
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret (a commit SHA)
@@ -270,47 +268,10 @@ def test_build_mode_keys_by_the_built_artifact(project: Path) -> None:
 # --- fetching -------------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    """A local HTTP server: path -> (status, body, extra headers); records each request's path and headers (names in
-    lower case: HTTP's are case-insensitive)."""
-
-    routes: dict[str, tuple[int, bytes, dict[str, str]]] = field(default_factory=dict)
-    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture
 def servers() -> Iterator[tuple[Served, Served]]:
-    """Two servers on two ports, i.e. two origins: the registry, and the object storage it redirects to."""
-    started = []
-    for _ in range(2):
-        served = Served()
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            state = served
-
-            def do_GET(self) -> None:
-                self.state.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
-                status, body, headers = self.state.routes.get(self.path, (404, b"not found", {}))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        served.url = f"http://127.0.0.1:{server.server_address[1]}"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        started.append((server, served))
-    yield started[0][1], started[1][1]
-    for server, _ in started:
-        server.shutdown()
-        server.server_close()
+    with registry_servers() as started:
+        yield started
 
 
 def test_fetch_downloads_with_the_job_token_and_checks_the_checksum(

@@ -27,6 +27,7 @@ import yaml
 from pipeline import oss
 from plan.offline import PROJECT_DIR
 from tests.conftest import STACKS, local_s3_server
+from tests.fakes.registry import Served, registry_servers
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
 from tests.pulumi_cli import PROVIDER_OFFLINE, toolchain_bin
@@ -888,6 +889,57 @@ def test_app_build_hands_its_binary_to_the_image_job_which_builds_once_per_pin(r
         catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=recorded)
         for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="images/pins/").get("Contents", []):
             catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[Served, Served]]:
+    with registry_servers() as started:
+        yield started
+
+
+def test_an_app_built_elsewhere_is_downloaded_with_the_job_token_and_checked(
+    runner: Runner, s3_server: str, servers: tuple[Served, Served], tmp_path: Path
+) -> None:
+    """Artifact mode: no app/, app.yaml pins a download (here from a local server); the image job sends its job token,
+    gives Packer the downloaded file, and refuses one whose SHA-256 is not the pin's, before Packer runs."""
+    registry, _ = servers
+    jar = b"PK\x03\x04 the app's jar"
+    registry.routes["/app.jar"] = (200, jar, {})
+    repo = tmp_path / "artifact-mode"
+    shutil.copytree(runner.repo.path, repo, symlinks=True, ignore=shutil.ignore_patterns(".gitlab-ci-local"))
+    git(repo, "checkout", "-q", "-f", "master")
+    git(repo, "rm", "-q", "-r", "app")
+    pin = yaml.safe_load((repo / "app.yaml").read_text())
+    pin["artifact"] = {"version": "1.4.2", "url": f"{registry.url}/app.jar", "sha256": hashlib.sha256(jar).hexdigest()}
+    del pin["build"]
+    (repo / "app.yaml").write_text(yaml.safe_dump(pin))
+    git(repo, "commit", "-q", "-am", "the app moved to its own project")
+    head = git(repo, "rev-parse", "HEAD")
+    elsewhere = Runner(CiRepo(repo, {}), runner.env, runner.base_variables, runner.log, runner.sts)
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master", "CI_JOB_TOKEN": "job-token-of-the-image-job"}
+    catalog = catalog_client(s3_server)
+    try:
+        calls = elsewhere.run("master", values, "image:build")
+        assert registry.requests[0][1].get("job-token") == "job-token-of-the-image-job"
+        (build,) = [call for call in calls if call["tool"] == "packer" and call["argv"][0] == "build"]
+        assert build["artifact_sha256"] == hashlib.sha256(jar).hexdigest()
+        assert build["vars"]["app_version"] == "1.4.2"
+        entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=f"images/{head}.json")["Body"].read())
+        assert entry["pin"]["source"] == "artifact" and entry["version"] == "1.4.2"
+
+        # The same pin with the file changed behind it: refused before Packer, saying expected and got.
+        catalog.delete_object(Bucket=STATE_BUCKET, Key=f"images/{head}.json")
+        for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="images/pins/").get("Contents", []):
+            catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
+        registry.routes["/app.jar"] = (200, jar + b" changed", {})
+        result, calls = elsewhere.attempt("master", values, "image:build")
+        assert result.returncode != 0
+        assert f"has SHA-256 {hashlib.sha256(jar + b' changed').hexdigest()}, expected" in result.stdout
+        assert [call for call in calls if call["tool"] == "packer"] == []
+    finally:
+        for prefix in (f"images/{head}.json", "images/pins/"):
+            for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix=prefix).get("Contents", []):
+                catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
 
 
 def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runner: Runner, s3_server: str) -> None:
