@@ -59,6 +59,7 @@ build {
       "RUNTIME_PACKAGES=${join(" ", var.runtime_packages)}",
       "APP_FILE_NAME=${var.app_file_name}",
       "APP_START_COMMAND=${var.start_command}",
+      "APP_MIGRATE_COMMAND=${var.migrate_command}",
       "APP_PORT=${var.app_port}",
     ]
   }

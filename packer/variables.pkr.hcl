@@ -1,4 +1,6 @@
-# What one image build takes. The pipeline passes app_artifact, app_version and git_commit; the rest have defaults.
+# What one image build takes. The pipeline passes app_artifact, app_version and git_commit, and the app's runtime
+# (app_file_name, runtime_packages, start_command, migrate_command) from the app pin, app.yaml, through
+# `python -m pipeline.app_pin packer-vars`; the defaults run the example app of app/ (docs/app.md).
 # Nothing here is per environment: the same image runs in dev, preprod and prod, which hand it their settings at boot
 # (/etc/app/app.env, written from the user data). Credentials come from the environment (ALICLOUD_ACCESS_KEY,
 # ALICLOUD_SECRET_KEY, SECURITY_TOKEN), never from the template.
@@ -32,13 +34,13 @@ variable "build_instance_type" {
 
 variable "app_artifact" {
   type        = string
-  description = "Path of the application artifact to bake in, e.g. the Spring Boot jar built by the pipeline."
+  description = "Path of the application artifact to bake in: app:build's binary, or a downloaded jar."
 }
 
 variable "app_file_name" {
   type        = string
-  description = "File name the artifact gets under /opt/app (the start command refers to it)."
-  default     = "app.jar"
+  description = "File name the artifact gets under /opt/app (the start and migrate commands refer to it)."
+  default     = "app"
 }
 
 variable "app_version" {
@@ -61,15 +63,31 @@ variable "git_commit" {
 
 variable "runtime_packages" {
   type        = list(string)
-  description = "Debian packages the application needs at run time."
-  # The tutorial's app is a Spring Boot jar: a headless Java 21 runtime is enough.
-  default = ["openjdk-21-jre-headless"]
+  description = "Debian packages the application needs at run time (at least one: provision.sh installs them)."
+  # The example app is one static Go binary: it needs no runtime, only the CA roots for any HTTPS it calls. The
+  # tutorial's Spring Boot jar would take openjdk-17-jre-headless (docs/app.md).
+  default = ["ca-certificates"]
+  validation {
+    condition     = length(var.runtime_packages) > 0
+    error_message = "The runtime_packages must name at least one Debian package."
+  }
 }
 
 variable "start_command" {
   type        = string
   description = "systemd ExecStart of app.service; $${VAR} expands from /etc/app/app.env (APP_PORT, DB_HOST, …)."
-  default     = "/usr/bin/java -XX:MaxRAMPercentage=75 -jar /opt/app/app.jar --server.port=$${APP_PORT}"
+  # The example app reads APP_PORT and the database settings from its environment itself.
+  default = "/opt/app/app serve"
+}
+
+variable "migrate_command" {
+  type        = string
+  description = "Schema migration, run by /usr/local/bin/app-migrate as the app user with bash -c and the app's settings."
+  default     = "/opt/app/app migrate"
+  validation {
+    condition     = length(var.migrate_command) > 0
+    error_message = "The migrate_command must not be empty."
+  }
 }
 
 variable "app_port" {

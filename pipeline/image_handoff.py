@@ -1,15 +1,19 @@
 """Hands the Packer-built image to the stacks: built once on master, promoted unchanged by merge.
 
     python -m pipeline.image_handoff set --stack STACK --manifest packer/manifest.json
-    python -m pipeline.image_handoff publish --manifest packer/manifest.json --commit SHA --version APP_VERSION
+    python -m pipeline.image_handoff publish --manifest packer/manifest.json --commit SHA [--version V] [--pin FILE]
     python -m pipeline.image_handoff show --commit SHA
+    python -m pipeline.image_handoff reuse --pin-key KEY --commit SHA
     python -m pipeline.image_handoff resolve --stack STACK [--commit REV] [--save FILE]
     python -m pipeline.image_handoff check-forward --stack STACK --commit SHA [--rollback-to SHA]
     python -m pipeline.image_handoff record --stack STACK --commit SHA --resolved FILE [--rollback-to SHA]
 
 `set` puts the image of the stack's region from Packer's manifest into `ha-webapp:imageId`. `publish` records a build
 in the image catalog, `images/<commit>.json` in the OSS bucket $STATE_BUCKET; `show` tells whether a commit has one
-(exit 1 when not), so that a re-run pipeline does not build the same commit again. `resolve` finds the newest
+(exit 1 when not), so that a re-run pipeline does not build the same commit again. With `--pin` (what `python -m
+pipeline.app_pin fetch` wrote), `publish` also records the entry under the pin's key, `images/pins/<key>.json`;
+`reuse` records a new commit with the image already built for its key (exit 1 when there is none), so that the same
+app pin and template never build twice while `resolve`, which walks commits, works as before. `resolve` finds the newest
 ancestor of a commit that has a catalog entry and sets its image, so that a merge to pre-production or production
 deploys exactly the image master built; for preprod only an image that dev deployed successfully, for prod only one
 that preprod did. `record` writes that success after `pulumi up` (`deployments/<stack>/…`, one object per deploy,
@@ -43,10 +47,14 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
 from infra.config import IMAGE_ID_RE, PROJECT, REGION_KEY, REGION_RE
+from pipeline import app_pin
 
 IMAGE_KEY = f"{PROJECT}:imageId"
 BUCKET_ENV = "STATE_BUCKET"
 CATALOG_PREFIX = "images/"
+# images/pins/<key>.json: the entry of the first commit built for an app pin and template (pipeline/app_pin.py). Under
+# images/ so that the image job's role, which writes images/, needs nothing more; `_catalog_commits` skips it.
+PINS_PREFIX = f"{CATALOG_PREFIX}pins/"
 DEPLOYS_PREFIX = "deployments/"
 # Promote only what passed: a stack gets only images that the stack before it deployed successfully (`record`).
 # The order is the release flow's: master deploys dev, pre-production preprod, production prod (the stack map).
@@ -56,6 +64,7 @@ MAX_ANCESTORS = 500
 
 _STACK_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
+_PIN_KEY_RE = re.compile(r"[0-9a-f]{64}")
 # deployments/<stack>/<sequence>.<deployed commit>.<commit the image was built from>.json
 _RECORD_NAME_RE = re.compile(r"(?P<sequence>[0-9]{8})\.(?P<commit>[0-9a-f]{40})\.(?P<image_commit>[0-9a-f]{40})\.json")
 _EXAMPLE_ID = "m-bp1g7004ksh0oeuc1ne8"
@@ -320,7 +329,18 @@ def catalog_key(commit: str) -> str:
     return f"{CATALOG_PREFIX}{commit}.json"
 
 
-def catalog_entry(run: ManifestRun, commit: str, version: str) -> dict[str, Any]:
+def pin_catalog_key(key: str) -> str:
+    if not _PIN_KEY_RE.fullmatch(key):
+        raise HandoffError(f"--pin-key {key!r} must be 64 lowercase hex digits (python -m pipeline.app_pin key)")
+    return f"{PINS_PREFIX}{key}.json"
+
+
+def pin_record(fetched: app_pin.Fetched) -> dict[str, str]:
+    """What the catalog says about the app in an image: enough to tell which artifact it runs."""
+    return {"key": fetched.key, "source": fetched.source, "version": fetched.version, "sha256": fetched.sha256}
+
+
+def catalog_entry(run: ManifestRun, commit: str, version: str, pin: app_pin.Fetched | None = None) -> dict[str, Any]:
     if not _COMMIT_RE.fullmatch(commit):
         raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
     if not version.strip():
@@ -333,7 +353,9 @@ def catalog_entry(run: ManifestRun, commit: str, version: str) -> dict[str, Any]
     if problems:
         raise HandoffError(*problems)
     built_at = run.built_at or _iso(int(datetime.datetime.now(tz=datetime.UTC).timestamp()))
-    return {"commit": commit, "version": version, "images": dict(sorted(run.images.items())), "built_at": built_at}
+    entry = {"commit": commit, "version": version, "images": dict(sorted(run.images.items())), "built_at": built_at}
+    # Entries published before the pin existed have no "pin"; every reader treats it as optional.
+    return entry if pin is None else {**entry, "pin": pin_record(pin)}
 
 
 def parse_catalog_entry(body: bytes, key: str) -> dict[str, Any]:
@@ -419,9 +441,21 @@ def lookup(commit: str) -> str | None:
     return None if entry is None else f"{catalog_key(commit)} records {_describe(entry)}"
 
 
-def publish(manifest: Path, commit: str, version: str) -> str:
+def _load_pin(path: Path) -> app_pin.Fetched:
+    try:
+        return app_pin.load_fetched(path)
+    except app_pin.PinError as error:
+        raise HandoffError(*error.problems) from None
+
+
+def publish(manifest: Path, commit: str, version: str | None, pin_file: Path | None = None) -> str:
     run = load_manifest(manifest)
-    entry = catalog_entry(run, commit, version)
+    pin = _load_pin(pin_file) if pin_file is not None else None
+    if version is None:
+        if pin is None:
+            raise HandoffError("--version is required without --pin (which carries the app's version)")
+        version = pin.version
+    entry = catalog_entry(run, commit, version, pin)
     bucket = _bucket()
     s3 = _oss()
     key = catalog_key(commit)
@@ -437,9 +471,74 @@ def publish(manifest: Path, commit: str, version: str) -> str:
                 f" (delete s3://{bucket}/{key} on purpose to replace it)"
             )
         s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+        indexed = "" if pin is None else _index_pin(s3, bucket, pin.key, entry)
     except _oss_errors() as error:
         raise _oss_error(error, f"OSS bucket {bucket}") from None
-    return f"published {key}: {_describe(entry)}"
+    return f"published {key}: {_describe(entry)}{indexed}"
+
+
+def _index_pin(s3: Any, bucket: str, pin_key: str, entry: Mapping[str, Any]) -> str:
+    """Record the entry under its pin's key, unless an image is recorded there already: the first one stays (two
+    pipelines that built the same pin at once both keep working; later commits reuse the first)."""
+    from botocore.exceptions import ClientError
+
+    key = pin_catalog_key(pin_key)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if str(error.response.get("Error", {}).get("Code")) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    else:
+        return f"; {key} already names an image for this pin, which later commits reuse"
+    s3.put_object(Bucket=bucket, Key=key, Body=(json.dumps(entry, indent=2) + "\n").encode())
+    return f"; indexed as {key}"
+
+
+def reuse(pin_key: str, commit: str) -> str | None:
+    """Record `commit` with the image already built for `pin_key`, or None when there is none (the job builds it).
+
+    The commit gets its own entry, a copy of the first one with its own commit and `reused_from`, so that `resolve`,
+    which walks commits, finds it like any other build."""
+    from botocore.exceptions import ClientError
+
+    if not _COMMIT_RE.fullmatch(commit):
+        raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
+    index = pin_catalog_key(pin_key)
+    bucket = _bucket()
+    s3 = _oss()
+    try:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=index)["Body"].read()
+        except ClientError as error:
+            # As in `show`: only S3's own NoSuchKey means "not built"; anything else cannot tell.
+            if error.response.get("Error", {}).get("Code") != "NoSuchKey":
+                raise
+            return None
+        first = parse_catalog_entry(body, index)
+        pin = first.get("pin")
+        if not isinstance(pin, dict) or pin.get("key") != pin_key:
+            raise HandoffError(f"catalog entry {index} does not record pin {pin_key}; delete it on purpose")
+        origin = str(first.get("reused_from") or first.get("commit"))
+        entry = {**first, "commit": commit}
+        if origin != commit:
+            entry["reused_from"] = origin
+        old = _recorded(s3, bucket, commit)
+        if old is not None:
+            if old.get("images") == entry["images"]:
+                return f"{catalog_key(commit)} already records {_describe(old)}"
+            raise HandoffError(
+                f"{catalog_key(commit)} already records {_describe(old)}, not the image of pin {pin_key}; an image is"
+                " recorded once per commit"
+            )
+        s3.put_object(
+            Bucket=bucket,
+            Key=catalog_key(commit),
+            Body=(json.dumps(entry, indent=2) + "\n").encode(),
+            ContentType="application/json",
+        )
+    except _oss_errors() as error:
+        raise _oss_error(error, f"OSS bucket {bucket}") from None
+    return f"recorded {catalog_key(commit)}: {_describe(entry)}, built for commit {origin} from the same app pin"
 
 
 def _describe(entry: Mapping[str, Any]) -> str:
@@ -737,12 +836,19 @@ def _parser() -> argparse.ArgumentParser:
     publish_ = commands.add_parser("publish", help="record the manifest's images in the catalog in $STATE_BUCKET")
     publish_.add_argument("--manifest", type=Path, required=True)
     publish_.add_argument("--commit", required=True, help="full SHA the image was built from")
-    publish_.add_argument("--version", required=True, help="application version")
+    publish_.add_argument("--version", help="application version (default: the pin's)")
+    publish_.add_argument("--pin", type=Path, metavar="FILE", help="what `python -m pipeline.app_pin fetch` wrote")
 
     show_ = commands.add_parser(
         "show", help="print what the catalog records for a commit; exit 1 when it records nothing"
     )
     show_.add_argument("--commit", required=True, help="full SHA")
+
+    reuse_ = commands.add_parser(
+        "reuse", help="record a commit with the image already built for its app pin; exit 1 when there is none"
+    )
+    reuse_.add_argument("--pin-key", required=True, help="python -m pipeline.app_pin key")
+    reuse_.add_argument("--commit", required=True, help="full SHA")
 
     resolve_ = commands.add_parser("resolve", help="set a stack's imageId to the newest image among REV's ancestors")
     resolve_.add_argument("--stack", required=True)
@@ -774,13 +880,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             how = set_stack_image(stack, image_id, args.project_dir)
             print(f"stack {stack.name} ({stack.region}): imageId {image_id}; {how}")
         elif args.command == "publish":
-            print(publish(args.manifest, args.commit, args.version))
+            print(publish(args.manifest, args.commit, args.version, args.pin))
         elif args.command == "show":
             recorded = lookup(args.commit)
             if recorded is None:
                 print(f"no image recorded for commit {args.commit}")
                 return 1
             print(recorded)
+        elif args.command == "reuse":
+            reused = reuse(args.pin_key, args.commit)
+            if reused is None:
+                print(f"no image built for app pin {args.pin_key}")
+                return 1
+            print(reused)
         elif args.command == "resolve":
             print(resolve(args.stack, args.commit, args.project_dir, save=args.save))
         elif args.command == "check-forward":

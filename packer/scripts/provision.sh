@@ -10,6 +10,7 @@ set -euo pipefail
 : "${RUNTIME_PACKAGES:?space-separated Debian packages the app needs at run time}"
 : "${APP_FILE_NAME:?file name of the artifact under /opt/app}"
 : "${APP_START_COMMAND:?the systemd ExecStart of app.service}"
+: "${APP_MIGRATE_COMMAND:?the schema migration command that app-migrate runs}"
 : "${APP_PORT:?the default port of the app}"
 
 export DEBIAN_FRONTEND=noninteractive
@@ -33,9 +34,9 @@ echo "provision: the app user and /opt/app"
 if ! id app >/dev/null 2>&1; then
   useradd --system --user-group --home-dir /opt/app --no-create-home --shell /usr/sbin/nologin app
 fi
-# The artifact is owned by root and only readable by the app: the app cannot rewrite its own code.
+# The artifact is owned by root and only readable and runnable by the app: the app cannot rewrite its own code.
 install -d -o root -g app -m 0750 /opt/app
-install -o root -g app -m 0640 /tmp/app-artifact "/opt/app/${APP_FILE_NAME}"
+install -o root -g app -m 0750 /tmp/app-artifact "/opt/app/${APP_FILE_NAME}"
 # Filled at boot from the user data; root-only because later settings may name secrets.
 install -d -o root -g root -m 0755 /etc/app
 
@@ -58,6 +59,16 @@ chmod 0644 /etc/systemd/system/app.service.d/image.conf
 systemd-analyze verify /etc/systemd/system/app.service
 systemctl daemon-reload
 systemctl enable app.service
+
+echo "provision: app-migrate, the release's database step (runs migrate_command as the app user)"
+if [[ "$APP_MIGRATE_COMMAND" == *$'\n'* ]]; then
+  echo "the migrate command must be one line" >&2
+  exit 2
+fi
+install -o root -g root -m 0755 /tmp/image-files/app-migrate /usr/local/bin/app-migrate
+printf '%s\n' "$APP_MIGRATE_COMMAND" >/etc/app/migrate.command
+chmod 0644 /etc/app/migrate.command
+bash -n /usr/local/bin/app-migrate
 
 echo "provision: clean up"
 apt_get autoremove --purge

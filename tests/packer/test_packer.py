@@ -7,6 +7,7 @@ without packer/plugins.pkr.hcl, the one file that only current Packer reads.
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from infra import user_data
+from pipeline import app_pin
 
 PACKER_DIR = Path(__file__).resolve().parents[2] / "packer"
 PLUGINS_FILE = "plugins.pkr.hcl"
@@ -103,6 +105,8 @@ BAD_VARS = {
     "short commit": ({"git_commit": "0123456"}, "full 40-character commit SHA"),
     "not Ubuntu 24.04": ({"source_image": "centos_7_9_x64_20G_alibase_20240628.vhd"}, "Ubuntu 24.04 LTS x64"),
     "empty version": ({"app_version": ""}, "app_version must be 1 to 40 characters"),
+    "empty migrate command": ({"migrate_command": ""}, "migrate_command must not be empty"),
+    "no runtime package": ({"runtime_packages": "[]"}, "runtime_packages must name at least one"),
 }
 
 
@@ -149,10 +153,36 @@ def test_image_name_carries_version_and_commit(template: Path, artifact: Path) -
     assert re.fullmatch(r"[A-Za-z][A-Za-z0-9._:-]{1,127}", name)
 
 
-def test_start_command_leaves_app_port_to_systemd(template: Path, artifact: Path) -> None:
-    command = _evaluate(template, artifact, "var.start_command")
-    assert command.startswith("/usr/bin/java ") and "/opt/app/app.jar" in command
-    assert "${APP_PORT}" in command
+def test_the_defaults_run_the_example_app_as_the_shipped_pin_does(template: Path, artifact: Path) -> None:
+    runtime = app_pin.load_pin(PACKER_DIR.parent).runtime
+    assert _evaluate(template, artifact, "var.app_file_name") == runtime.file_name
+    assert _evaluate(template, artifact, "var.start_command") == runtime.start_command
+    assert _evaluate(template, artifact, "var.migrate_command") == runtime.migrate_command
+    packages = _evaluate(template, artifact, "var.runtime_packages")
+    assert re.findall(r'"([^"]+)"', packages) == runtime.packages
+
+
+def test_the_pins_packer_vars_validate_and_reach_the_template_unchanged(
+    template: Path, artifact: Path, tmp_path: Path
+) -> None:
+    """What the image job passes: `app_pin packer-vars` for a Spring Boot pin, whose ${APP_PORT} systemd expands."""
+    start = "/usr/bin/java -XX:MaxRAMPercentage=75 -jar /opt/app/app.jar --server.port=${APP_PORT}"
+    runtime = app_pin.Runtime(
+        file_name="app.jar",
+        start_command=start,
+        packages=["openjdk-17-jre-headless"],
+        migrate_command='/opt/flyway/flyway -url="jdbc:mysql://${DB_HOST}:${DB_PORT}/${DB_NAME}" migrate',
+    )
+    sha256 = app_pin.file_sha256(artifact)
+    fetched = app_pin.Fetched("0" * 64, "artifact", "1.4.2", sha256, artifact, runtime, "https://example.com/app.jar")
+    var_file = tmp_path / "app.pkrvars.json"
+    var_file.write_text(json.dumps(app_pin.packer_vars(fetched, COMMIT)))
+
+    result = packer("validate", f"-var-file={var_file}", str(template))
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, expected in (("start_command", start), ("migrate_command", runtime.migrate_command)):
+        console = packer("console", f"-var-file={var_file}", str(template), stdin=f"var.{name}\n")
+        assert console.stdout.strip() == expected, console.stdout + console.stderr
 
 
 def test_template_holds_no_credentials() -> None:
@@ -181,8 +211,9 @@ def test_build_server_gets_no_role_and_no_user_data() -> None:
 
 
 def test_scripts_are_shellcheck_clean() -> None:
-    scripts = sorted(str(p) for p in (PACKER_DIR / "scripts").glob("*.sh"))
-    assert scripts
+    # The provisioning scripts, and app-migrate, which the image installs as /usr/local/bin/app-migrate.
+    scripts = [*sorted(str(p) for p in (PACKER_DIR / "scripts").glob("*.sh")), str(PACKER_DIR / "files/app-migrate")]
+    assert len(scripts) == 3
     result = subprocess.run(["shellcheck", *scripts], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout
 

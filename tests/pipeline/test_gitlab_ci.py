@@ -8,6 +8,7 @@ tools is the real thing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import yaml
 from pipeline import oss
 from plan.offline import PROJECT_DIR
 from tests.conftest import STACKS, local_s3_server
+from tests.fakes.registry import Served, registry_servers
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
 from tests.pulumi_cli import PROVIDER_OFFLINE, toolchain_bin
@@ -200,7 +202,12 @@ MATRIX: dict[str, tuple[dict[str, str], list[str], list[tuple[str, str]]]] = {
     "push to master": (
         {**PUSH, "CI_COMMIT_BRANCH": "master"},
         [],
-        [("test", "on_success"), ("image:build", "on_success"), ("deploy:dev", "on_success")],
+        [
+            ("test", "on_success"),
+            ("app:build", "on_success"),
+            ("image:build", "on_success"),
+            ("deploy:dev", "on_success"),
+        ],
     ),
     "push to pre-production": (
         {**PUSH, "CI_COMMIT_BRANCH": "pre-production"},
@@ -274,6 +281,29 @@ def pipeline(repo: Path, values: dict[str, str], extra: list[str]) -> list[tuple
 def test_each_event_gets_exactly_its_jobs(ci_repo: CiRepo, case: str) -> None:
     values, extra, expected = MATRIX[case]
     assert pipeline(ci_repo.path, values, extra) == expected
+
+
+def test_an_app_built_elsewhere_gets_no_build_job(ci_repo: CiRepo, tmp_path: Path) -> None:
+    """app.yaml in artifact mode and no app/: a push to master builds the image from the download alone."""
+    repo = tmp_path / "artifact-mode"
+    shutil.copytree(ci_repo.path, repo, symlinks=True, ignore=shutil.ignore_patterns(".gitlab-ci-local"))
+    git(repo, "checkout", "-q", "-f", "master")
+    git(repo, "rm", "-q", "-r", "app")
+    git(repo, "commit", "-q", "-m", "the app moved to its own project")
+    values, extra, expected = MATRIX["push to master"]
+    assert pipeline(repo, values, extra) == [job for job in expected if job[0] != "app:build"]
+
+
+def test_the_build_job_is_the_one_the_shipped_pin_describes() -> None:
+    """app:build exists when the pin's folder holds a Go module and leaves what the image job reads."""
+    build = load_ci()["app:build"]
+    pin = yaml.safe_load((PROJECT_DIR / "app.yaml").read_text())
+    assert build["rules"][0]["exists"] == [f"{pin['build']['path']}/go.mod"]
+    assert build["artifacts"]["paths"] == [f"dist/{pin['runtime']['file_name']}"]
+    assert build["script"] == [f"bash {pin['build']['path']}/build.sh dist/{pin['runtime']['file_name']}"]
+    needs = {need["job"]: need for need in load_ci()["image:build"]["needs"]}
+    assert needs["app:build"] == {"job": "app:build", "artifacts": True, "optional": True}
+    assert needs["test"]["artifacts"] is False, "the image job still waits for the tests"
 
 
 def test_only_the_deploy_branches_deploy_and_only_prod_waits_for_a_person() -> None:
@@ -389,10 +419,19 @@ if sys.argv[1:2] == ["up"] and os.environ.get("FAKE_PULUMI_UP_FAILS"):
 """
 
 FAKE_PACKER = """#!{python}
-# Records how it was called; `build` writes the manifest Packer's manifest post-processor would write.
-import json, os, sys
+# Records how it was called, with the variables of its -var-file and the SHA-256 of the artifact they name as Packer
+# would upload it; `build` writes the manifest Packer's manifest post-processor would write.
+import hashlib, json, os, sys
+var_files = [arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("-var-file=")]
+variables = {{}}
+for name in var_files:
+    with open(name) as handle:
+        variables.update(json.load(handle))
+artifact = variables.get("app_artifact")
+uploaded = hashlib.sha256(open(artifact, "rb").read()).hexdigest() if artifact and os.path.isfile(artifact) else None
 with open(os.environ["FAKE_TOOLS_LOG"], "a") as log:
-    log.write(json.dumps({{"tool": "packer", "argv": sys.argv[1:], "env": {{}}}}) + "\\n")
+    call = {{"tool": "packer", "argv": sys.argv[1:], "env": {{}}, "vars": variables, "artifact_sha256": uploaded}}
+    log.write(json.dumps(call) + "\\n")
 if sys.argv[1:2] == ["build"]:
     build = {{"name": "app", "builder_type": "alicloud-ecs", "build_time": 1700000000, "files": None,
              "artifact_id": "cn-hangzhou:{image}", "packer_run_uuid": "run-2", "custom_data": None}}
@@ -448,9 +487,6 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
     (tools / "packer").write_text(FAKE_PACKER.format(python=sys.executable, image=FRESH_IMAGE))
     for tool in ("pulumi", "packer"):
         (tools / tool).chmod(0o755)
-    artifact = tools / "app.jar"
-    artifact.write_bytes(b"PK\x03\x04 not really a jar")
-
     # The state bucket with the image catalog: images built on master for commits A and C; dev deployed A then C,
     # preprod deployed A (the records `image_handoff record` writes after each successful deploy).
     s3 = catalog_client(s3_server)
@@ -483,7 +519,10 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
                 "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER_ARN,
                 "STATE_BUCKET": STATE_BUCKET,
                 "OSS_REGION": "cn-hangzhou",
-                "APP_ARTIFACT_URL": artifact.as_uri(),
+                # app:build with this machine's Go module cache and nothing else: no test talks to the module proxy.
+                **{name: go_env(name) for name in ("GOMODCACHE", "GOCACHE")},
+                "GOPROXY": "off",
+                "GOTOOLCHAIN": "local",
                 # The local stand-ins for STS and OSS, and the test's ready virtualenv (see ci-pulumi-setup.sh).
                 "ALIBABA_CLOUD_STS_ENDPOINT": fake.endpoint,
                 "ALIBABA_CLOUD_STS_PROTOCOL": "HTTP",
@@ -494,10 +533,18 @@ def runner(ci_repo: CiRepo, s3_server: str, tmp_path_factory: pytest.TempPathFac
         )
 
 
-def kept_artifact(runner: Runner, path: str) -> str:
+def go_env(name: str) -> str:
+    return subprocess.run(["go", "env", name], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def kept_bytes(runner: Runner, path: str) -> bytes:
     """A file the last run kept as an artifact (gitlab-ci-local keeps them per job, under a name of its own)."""
     (kept,) = (runner.repo.path / ".gitlab-ci-local" / "artifacts").glob(f"*/{path}")
-    return kept.read_text()
+    return kept.read_bytes()
+
+
+def kept_artifact(runner: Runner, path: str) -> str:
+    return kept_bytes(runner, path).decode()
 
 
 def catalog_client(s3_server: str) -> Any:
@@ -796,24 +843,103 @@ def test_an_older_pipelines_deploy_is_refused_unless_rolled_back_on_purpose(
     assert (entry["commit"], entry["image"], entry["rollback"]) == (b, IMAGE_A, True)
 
 
-def test_the_image_job_builds_with_packer_and_records_the_image_for_its_commit(runner: Runner, s3_server: str) -> None:
+def test_app_build_hands_its_binary_to_the_image_job_which_builds_once_per_pin(runner: Runner, s3_server: str) -> None:
+    """A push to master: app:build really builds app/ (Go, with this machine's module cache), image:build takes its
+    binary through `needs`, checks it, gives Packer the pin's variables and records the image under the commit and
+    the pin's key; run again without the commit's entry, it finds the key and builds nothing."""
     head = runner.repo.commits["C"]
     key = f"images/{head}.json"
     catalog = catalog_client(s3_server)
     recorded = catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read()
     catalog.delete_object(Bucket=STATE_BUCKET, Key=key)  # as before master's pipeline built C
+    pin = yaml.safe_load((runner.repo.path / "app.yaml").read_text())
     try:
-        calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "image:build")
-        packer = [call["argv"] for call in calls if call["tool"] == "packer"]
-        assert packer[0] == ["init", "packer/"]
-        assert packer[1][0] == "build" and packer[1][-1] == "packer/"
-        assert f"git_commit={head}" in packer[1]
+        calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "app:build", "image:build")
+        built = hashlib.sha256(kept_bytes(runner, "dist/app")).hexdigest()
+        packer = [call for call in calls if call["tool"] == "packer"]
+        assert [call["argv"][0] for call in packer] == ["init", "build"]
+        assert packer[1]["argv"][-1] == "packer/"
+        # What Packer uploads is app:build's binary, byte for byte, with the pin's runtime.
+        assert packer[1]["artifact_sha256"] == built
+        variables = packer[1]["vars"]
+        assert variables["git_commit"] == head and variables["app_version"] == head[:8]
+        runtime = pin["runtime"]
+        assert (variables["app_file_name"], variables["start_command"], variables["migrate_command"]) == (
+            runtime["file_name"],
+            runtime["start_command"],
+            runtime["migrate_command"],
+        )
+        assert variables["runtime_packages"] == runtime["packages"]
         entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
-        assert entry["commit"] == head
-        assert entry["images"] == {"cn-hangzhou": FRESH_IMAGE}
+        assert entry["commit"] == head and entry["images"] == {"cn-hangzhou": FRESH_IMAGE}
+        assert (entry["pin"]["source"], entry["pin"]["sha256"]) == ("build", built)
+        pin_key = entry["pin"]["key"]
+        assert catalog.get_object(Bucket=STATE_BUCKET, Key=f"images/pins/{pin_key}.json")
         assert FRESH_IMAGE in kept_artifact(runner, "packer/manifest.json")
+
+        # The same pin and template again (here: the commit's entry gone, as for a new commit that changes neither):
+        # app:build gives the same bytes, and the image job records the known image without running Packer.
+        catalog.delete_object(Bucket=STATE_BUCKET, Key=key)
+        calls = runner.run("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "app:build", "image:build")
+        assert hashlib.sha256(kept_bytes(runner, "dist/app")).hexdigest() == built, "app/build.sh is not reproducible"
+        assert [call for call in calls if call["tool"] == "packer"] == []
+        again = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=key)["Body"].read())
+        assert again["images"] == {"cn-hangzhou": FRESH_IMAGE} and again["pin"]["key"] == pin_key
     finally:
         catalog.put_object(Bucket=STATE_BUCKET, Key=key, Body=recorded)
+        for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="images/pins/").get("Contents", []):
+            catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[Served, Served]]:
+    with registry_servers() as started:
+        yield started
+
+
+def test_an_app_built_elsewhere_is_downloaded_with_the_job_token_and_checked(
+    runner: Runner, s3_server: str, servers: tuple[Served, Served], tmp_path: Path
+) -> None:
+    """Artifact mode: no app/, app.yaml pins a download (here from a local server); the image job sends its job token,
+    gives Packer the downloaded file, and refuses one whose SHA-256 is not the pin's, before Packer runs."""
+    registry, _ = servers
+    jar = b"PK\x03\x04 the app's jar"
+    registry.routes["/app.jar"] = (200, jar, {})
+    repo = tmp_path / "artifact-mode"
+    shutil.copytree(runner.repo.path, repo, symlinks=True, ignore=shutil.ignore_patterns(".gitlab-ci-local"))
+    git(repo, "checkout", "-q", "-f", "master")
+    git(repo, "rm", "-q", "-r", "app")
+    pin = yaml.safe_load((repo / "app.yaml").read_text())
+    pin["artifact"] = {"version": "1.4.2", "url": f"{registry.url}/app.jar", "sha256": hashlib.sha256(jar).hexdigest()}
+    del pin["build"]
+    (repo / "app.yaml").write_text(yaml.safe_dump(pin))
+    git(repo, "commit", "-q", "-am", "the app moved to its own project")
+    head = git(repo, "rev-parse", "HEAD")
+    elsewhere = Runner(CiRepo(repo, {}), runner.env, runner.base_variables, runner.log, runner.sts)
+    values = {**PUSH, "CI_COMMIT_BRANCH": "master", "CI_JOB_TOKEN": "job-token-of-the-image-job"}
+    catalog = catalog_client(s3_server)
+    try:
+        calls = elsewhere.run("master", values, "image:build")
+        assert registry.requests[0][1].get("job-token") == "job-token-of-the-image-job"
+        (build,) = [call for call in calls if call["tool"] == "packer" and call["argv"][0] == "build"]
+        assert build["artifact_sha256"] == hashlib.sha256(jar).hexdigest()
+        assert build["vars"]["app_version"] == "1.4.2"
+        entry = json.loads(catalog.get_object(Bucket=STATE_BUCKET, Key=f"images/{head}.json")["Body"].read())
+        assert entry["pin"]["source"] == "artifact" and entry["version"] == "1.4.2"
+
+        # The same pin with the file changed behind it: refused before Packer, saying expected and got.
+        catalog.delete_object(Bucket=STATE_BUCKET, Key=f"images/{head}.json")
+        for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix="images/pins/").get("Contents", []):
+            catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
+        registry.routes["/app.jar"] = (200, jar + b" changed", {})
+        result, calls = elsewhere.attempt("master", values, "image:build")
+        assert result.returncode != 0
+        assert f"has SHA-256 {hashlib.sha256(jar + b' changed').hexdigest()}, expected" in result.stdout
+        assert [call for call in calls if call["tool"] == "packer"] == []
+    finally:
+        for prefix in (f"images/{head}.json", "images/pins/"):
+            for item in catalog.list_objects_v2(Bucket=STATE_BUCKET, Prefix=prefix).get("Contents", []):
+                catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
 
 
 def test_a_rerun_of_the_image_job_builds_nothing_for_a_commit_already_built(runner: Runner, s3_server: str) -> None:

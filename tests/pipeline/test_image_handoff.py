@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import image_handoff
+from pipeline import app_pin, image_handoff
 from pipeline.image_handoff import HandoffError, image_for_region, parse_artifact_id, parse_manifest, with_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -785,3 +785,128 @@ def test_releases_only_move_forward_unless_rolled_back_on_purpose(
     else:
         assert (code, err) == (0, ""), err
         assert expected in out
+
+
+# --- the app pin: one image per pin and template (pipeline/app_pin.py) ----------------------------------------------
+
+PIN_KEY = "a" * 64
+OTHER_PIN_KEY = "b" * 64
+
+
+def pin_file(tmp_path: Path, key: str = PIN_KEY, version: str = "1.4.2") -> Path:
+    """What `python -m pipeline.app_pin fetch` writes next to the artifact."""
+    artifact = tmp_path / "app.jar"
+    artifact.write_bytes(b"PK\x03\x04 the app")
+    fetched = app_pin.Fetched(
+        key,
+        "artifact",
+        version,
+        "c" * 64,
+        artifact,
+        app_pin.Runtime(
+            file_name="app.jar",
+            start_command="/usr/bin/java -jar /opt/app/app.jar",
+            packages=["x1"],
+            migrate_command="/opt/flyway/flyway migrate",
+        ),
+        "https://gitlab.example.com/app.jar",
+    )
+    path = tmp_path / f"pin-{key[:4]}.json"
+    path.write_text(json.dumps(fetched.record()))
+    return path
+
+
+def publish_pinned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], project: Path, commit: str, image: str, key: str = PIN_KEY
+) -> tuple[int, str, str]:
+    path = tmp_path / f"manifest-{commit[:7]}.json"
+    path.write_text(manifest(build(f"cn-hangzhou:{image}", custom_data={"app_version": "1.4.2", "git_commit": commit})))
+    pin = pin_file(tmp_path, key)
+    return run_cli(project, "publish", "--manifest", str(path), "--commit", commit, "--pin", str(pin), capsys=capsys)
+
+
+def test_publish_with_a_pin_records_it_and_indexes_the_image_by_its_key(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sha = repo.commit("first build of the pin")
+    code, out, err = publish_pinned(tmp_path, capsys, repo.path, sha, IMAGE_A)
+    assert (code, err) == (0, ""), err
+    assert f"indexed as images/pins/{PIN_KEY}.json" in out
+    entry = json.loads(catalog.get_object(Bucket=BUCKET, Key=f"images/{sha}.json")["Body"].read())
+    # The version comes from the pin; the pin says which artifact the image runs.
+    assert entry["version"] == "1.4.2"
+    assert entry["pin"] == {"key": PIN_KEY, "source": "artifact", "version": "1.4.2", "sha256": "c" * 64}
+    index = json.loads(catalog.get_object(Bucket=BUCKET, Key=f"images/pins/{PIN_KEY}.json")["Body"].read())
+    assert index == entry
+
+
+def test_the_same_pin_is_reused_for_a_new_commit_and_resolves_like_a_build(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = repo.commit("first build of the pin")
+    code, out, _ = run_cli(repo.path, "reuse", "--pin-key", PIN_KEY, "--commit", first, capsys=capsys)
+    assert (code, out.strip()) == (1, f"no image built for app pin {PIN_KEY}")
+    assert publish_pinned(tmp_path, capsys, repo.path, first, IMAGE_A)[0] == 0
+
+    second = repo.commit("an infra change: same app, same template")
+    code, out, err = run_cli(repo.path, "reuse", "--pin-key", PIN_KEY, "--commit", second, capsys=capsys)
+    assert (code, err) == (0, "")
+    assert f"recorded images/{second}.json" in out and f"built for commit {first}" in out
+    entry = json.loads(catalog.get_object(Bucket=BUCKET, Key=f"images/{second}.json")["Body"].read())
+    assert (entry["commit"], entry["images"], entry["reused_from"]) == (second, {"cn-hangzhou": IMAGE_A}, first)
+    # Again: nothing changes. A different pin has no image yet.
+    assert run_cli(repo.path, "reuse", "--pin-key", PIN_KEY, "--commit", second, capsys=capsys)[0] == 0
+    assert run_cli(repo.path, "reuse", "--pin-key", OTHER_PIN_KEY, "--commit", second, capsys=capsys)[0] == 1
+    # `resolve` walks commits and finds the new commit's entry: deploys work unchanged.
+    code, out, _ = run_cli(repo.path, "resolve", "--stack", "dev", capsys=capsys)
+    assert code == 0 and f"promoted image {IMAGE_A} (version 1.4.2, commit {second})" in out
+
+
+def test_a_second_build_of_the_same_pin_keeps_the_first_in_the_index(
+    catalog: Any, repo: Repo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two pipelines built the same pin at once: both commits keep their image; later commits reuse the first.
+    first, second = repo.commit("one"), repo.commit("two")
+    assert publish_pinned(tmp_path, capsys, repo.path, first, IMAGE_A)[0] == 0
+    code, out, _ = publish_pinned(tmp_path, capsys, repo.path, second, IMAGE_B)
+    assert code == 0 and "already names an image for this pin" in out
+    index = json.loads(catalog.get_object(Bucket=BUCKET, Key=f"images/pins/{PIN_KEY}.json")["Body"].read())
+    assert index["images"] == {"cn-hangzhou": IMAGE_A}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pin-key", "A" * 64, "--commit", COMMIT], "--pin-key 'AAAA"),
+        (["--pin-key", PIN_KEY, "--commit", "HEAD"], "full 40-character lowercase commit SHA"),
+    ],
+)
+def test_reuse_refuses_bad_input(
+    catalog: Any, project: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(project, "reuse", *args, capsys=capsys)
+    assert code == 2 and message in err
+
+
+def test_reuse_cannot_tell_without_the_bucket(
+    oss_env: str, project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Cannot tell" must not read as "not built" (exit 1), which would start a build.
+    monkeypatch.setenv("STATE_BUCKET", "no-such-bucket-here")
+    code, _, err = run_cli(project, "reuse", "--pin-key", PIN_KEY, "--commit", COMMIT, capsys=capsys)
+    assert code == 2 and "NoSuchBucket" in err
+
+
+def test_publish_needs_a_version_or_a_pin(
+    catalog: Any, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(manifest(build(f"cn-hangzhou:{IMAGE_A}")))
+    code, _, err = run_cli(project, "publish", "--manifest", str(path), "--commit", COMMIT, capsys=capsys)
+    assert code == 2 and "--version is required without --pin" in err
+    bad = tmp_path / "pin.json"
+    bad.write_text('{"key": "x"}')
+    code, _, err = run_cli(
+        project, "publish", "--manifest", str(path), "--commit", COMMIT, "--pin", str(bad), capsys=capsys
+    )
+    assert code == 2 and "expected what `fetch` writes" in err
