@@ -85,6 +85,32 @@ def rehearsal_endpoint(variable: str) -> tuple[str | None, str | None]:
     return url.netloc, url.scheme
 
 
+# Set only in a rehearsal (localcloud/): the local cloud's wall seconds per simulated second. The steps then wait
+# interval × scale between polls, so that their polls are as far apart in the cloud's simulated time as they would be
+# in a real cloud's; otherwise a 5 s poll would stand for thousands of simulated seconds and hide how long a release
+# really takes (benchmarks/lifecycle.py). Timeouts stay in wall seconds: they guard the run, not the simulation.
+TIME_SCALE_VARIABLE = "HA_WEBAPP_REHEARSAL_TIME_SCALE"
+# The shortest wall-clock wait between two polls, whatever the scale: the local cloud records every poll.
+_MIN_REHEARSAL_POLL_SECONDS = 0.05
+
+
+def poll_interval(interval_seconds: float) -> float:
+    """The wait between two polls: `interval_seconds`, or its simulated equivalent in a rehearsal."""
+    value = os.environ.get(TIME_SCALE_VARIABLE)
+    if not value:
+        return interval_seconds
+    try:
+        scale = float(value)
+    except ValueError:
+        scale = 0.0
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(
+            f"{TIME_SCALE_VARIABLE}={value!r}: expected a number in (0, 1], the rehearsal's wall seconds per "
+            "simulated second (set by `python -m localcloud`; unset it outside a rehearsal)"
+        )
+    return max(_MIN_REHEARSAL_POLL_SECONDS, interval_seconds * scale)
+
+
 def sdk_config(region: str, endpoint: str | None, protocol: str | None) -> Any:
     """An Alibaba Cloud SDK client configuration with the default credential chain (environment variables, the OIDC
     role variables in CI, or an ECS RAM role)."""

@@ -30,6 +30,7 @@ from infra.cloud_api import (
     describe_error,
     error_code,
     is_transient,
+    poll_interval,
     rehearsal_endpoint,
     sdk_config,
     status_of,
@@ -202,7 +203,7 @@ class HealthGateProvider(pulumi.dynamic.ResourceProvider):
             lambda: reader(load_balancer_id, listener_port),
             [str(s) for s in props["serverIds"]],
             float(props["timeoutSeconds"]),
-            float(props["intervalSeconds"]),
+            poll_interval(float(props["intervalSeconds"])),
         )
         return {**props, "statuses": statuses}
 

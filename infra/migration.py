@@ -30,6 +30,7 @@ from infra.cloud_api import (
     describe_error,
     error_code,
     is_transient,
+    poll_interval,
     rehearsal_endpoint,
     sdk_config,
     status_of,
@@ -319,7 +320,7 @@ class SchemaMigrationProvider(pulumi.dynamic.ResourceProvider):
             assistant.result,
             str(props["instanceId"]),
             float(props["timeoutSeconds"]),
-            float(props["intervalSeconds"]),
+            poll_interval(float(props["intervalSeconds"])),
         )
         return pulumi.dynamic.CreateResult(
             id_=f"migration-{props['instanceId']}", outs={**props, "output": tail(result.output)}
