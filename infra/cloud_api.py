@@ -86,9 +86,9 @@ def rehearsal_endpoint(variable: str) -> tuple[str | None, str | None]:
 
 
 # Set only in a rehearsal (localcloud/): the local cloud's wall seconds per simulated second. The steps then wait
-# interval × scale between polls, so that their polls are as far apart in the cloud's simulated time as they would be
-# in a real cloud's; otherwise a 5 s poll would stand for thousands of simulated seconds and hide how long a release
-# really takes (benchmarks/lifecycle.py). Timeouts stay in wall seconds: they guard the run, not the simulation.
+# interval times scale between polls, so that their polls are as far apart in the cloud's simulated time as they
+# would be in a real cloud's; otherwise a 5 s poll would stand for thousands of simulated seconds and hide how long a
+# release really takes (benchmarks/lifecycle.py). Timeouts stay in wall seconds: they guard the run, not the simulation.
 TIME_SCALE_VARIABLE = "HA_WEBAPP_REHEARSAL_TIME_SCALE"
 # The shortest wall-clock wait between two polls, whatever the scale: the local cloud records every poll.
 _MIN_REHEARSAL_POLL_SECONDS = 0.05

@@ -229,7 +229,7 @@ class LocalCloud:
             "HA_WEBAPP_SLB_ENDPOINT": slb_endpoint,
             # The schema migration step reads it (infra/migration.py) to run its command through this cloud's ECS API.
             "HA_WEBAPP_ECS_ENDPOINT": ecs_endpoint,
-            # Both poll every interval × this (infra/cloud_api.py), so a poll is 5 s of this cloud's simulated time,
+            # Both poll every interval times this (infra/cloud_api.py), so a poll is 5 s of this cloud's simulated time,
             # as in a real cloud, not 5 s of wall time.
             "HA_WEBAPP_REHEARSAL_TIME_SCALE": repr(self.store.snapshot()["scale"]),
             "ALIBABA_CLOUD_ACCESS_KEY_ID": credentials["accessKeyId"],
