@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,12 +33,13 @@ def previews() -> dict[str, Evaluation]:
 
 @contextlib.contextmanager
 def local_s3_server() -> Iterator[str]:
-    """A local S3 server (moto) on 127.0.0.1 standing in for OSS, for as long as the block runs; yields its endpoint."""
+    """A local S3 server (moto, tests/fakes/moto_s3.py) on 127.0.0.1 standing in for OSS, for as long as the block runs;
+    yields its endpoint."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(Path(__file__).parent / "fakes" / "moto_s3.py"), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
