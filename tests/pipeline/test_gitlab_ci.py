@@ -891,6 +891,27 @@ def test_app_build_hands_its_binary_to_the_image_job_which_builds_once_per_pin(r
             catalog.delete_object(Bucket=STATE_BUCKET, Key=item["Key"])
 
 
+def test_a_failing_app_build_builds_no_image(runner: Runner, s3_server: str, tmp_path: Path) -> None:
+    """The app's tests fail: app:build fails, and image:build, which `needs` it, never runs: no Packer, no catalog
+    entry (so nothing can be deployed from this commit)."""
+    repo = tmp_path / "failing-build"
+    shutil.copytree(runner.repo.path, repo, symlinks=True, ignore=shutil.ignore_patterns(".gitlab-ci-local"))
+    git(repo, "checkout", "-q", "-f", "master")
+    (repo / "app" / "broken_test.go").write_text(
+        'package main\n\nimport "testing"\n\nfunc TestBroken(t *testing.T) { t.Fatal("a failing app test") }\n'
+    )
+    git(repo, "add", "app/broken_test.go")
+    git(repo, "commit", "-q", "-m", "a change whose tests fail")
+    head = git(repo, "rev-parse", "HEAD")
+    failing = Runner(CiRepo(repo, {}), runner.env, runner.base_variables, runner.log, runner.sts)
+    result, calls = failing.attempt("master", {**PUSH, "CI_COMMIT_BRANCH": "master"}, "app:build", "image:build")
+    assert result.returncode != 0
+    assert "a failing app test" in result.stdout + result.stderr
+    assert [call for call in calls if call["tool"] in ("packer", "pulumi")] == []
+    listed = catalog_client(s3_server).list_objects_v2(Bucket=STATE_BUCKET, Prefix=f"images/{head}")
+    assert listed.get("KeyCount", 0) == 0
+
+
 @pytest.fixture
 def servers() -> Iterator[tuple[Served, Served]]:
     with registry_servers() as started:
