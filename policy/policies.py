@@ -256,12 +256,14 @@ def _strings(value: Any) -> Iterable[str]:
 
 
 def _no_plaintext_passwords(args: StackValidationArgs, report: ReportViolation) -> None:
-    passwords: dict[str, str] = {}
+    # Every holder of each password: one password is held by several (the generator, the account, the parameter), and
+    # the engine's resource order varies, so the message names them all, sorted.
+    passwords: dict[str, set[str]] = {}
     for r in args.resources:
         for type_token, key in PASSWORD_HOLDERS:
             value = r.props.get(key) if r.resource_type == type_token else None
             if isinstance(value, str) and len(value) >= _MIN_PASSWORD_LENGTH:
-                passwords[value] = f"{r.name}.{key}"
+                passwords.setdefault(value, set()).add(f"{r.name}.{key}")
     for r in args.resources:
         if r.resource_type == ECS:
             for key in SERVER_PASSWORD_INPUTS:
@@ -273,9 +275,9 @@ def _no_plaintext_passwords(args: StackValidationArgs, report: ReportViolation) 
             if (r.resource_type, key) in PASSWORD_HOLDERS:
                 continue
             for text in _strings(value):
-                for password, holder in passwords.items():
+                for password, holders in passwords.items():
                     if password in text:
-                        report(f"{r.name}.{key} contains the password of {holder} in clear", r.urn)
+                        report(f"{r.name}.{key} contains the password of {', '.join(sorted(holders))} in clear", r.urn)
 
 
 no_plaintext_passwords = StackValidationPolicy(

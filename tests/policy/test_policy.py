@@ -342,5 +342,6 @@ def test_a_deployed_stacks_own_outputs_holding_the_password_are_not_plaintext(
     # A cloud resource's input holding it still is one.
     leaked = changed(deployed, "network-vpc", {"tags": {"project": "ha-webapp", "note": password}})
     assert violations(policy, leaked) == [
-        "network-vpc.tags contains the password of database-account.accountPassword in clear"
+        "network-vpc.tags contains the password of database-account.accountPassword, "
+        "database-password-parameter.value, database-password.result in clear"
     ]
