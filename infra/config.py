@@ -74,7 +74,10 @@ _RDS_FORBIDDEN_NAMES = frozenset(
 )
 
 
-def _matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+def matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    """A pydantic check that the whole value matches `pattern`; its error names what is `expected` (also used by
+    pipeline.app_pin)."""
+
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
             raise ValueError(f"expected {expected}, got {value!r}")
@@ -129,7 +132,7 @@ class _Section(BaseModel):
 class ZoneSettings(_Section):
     """One availability zone of the stack and the CIDR of its VSwitch."""
 
-    id: Annotated[str, _matching(ZONE_RE, "a zone ID such as cn-hangzhou-h or ap-southeast-1a")]
+    id: Annotated[str, matching(ZONE_RE, "a zone ID such as cn-hangzhou-h or ap-southeast-1a")]
     vswitch_cidr: PrivateCidr
 
 
@@ -163,11 +166,11 @@ def _app_port(value: int) -> int:
 class AppSettings(_Section):
     """The app servers: how many per zone, what they run, and how the load balancer checks them."""
 
-    instance_type: Annotated[str, _matching(_INSTANCE_TYPE_RE, "an ECS instance type such as ecs.g7.large")]
+    instance_type: Annotated[str, matching(_INSTANCE_TYPE_RE, "an ECS instance type such as ecs.g7.large")]
     servers_per_zone: Annotated[int, Field(ge=1, le=50)] = 1
     port: Annotated[int, AfterValidator(_app_port)] = 8080
     health_check_path: Annotated[
-        str, _matching(_HEALTH_PATH_RE, "a path of 2-80 URL characters starting with '/', such as /health")
+        str, matching(_HEALTH_PATH_RE, "a path of 2-80 URL characters starting with '/', such as /health")
     ] = "/health"
     system_disk_gb: Annotated[int, Field(ge=20, le=500)] = 40
     # How long a release waits for a zone's new servers to pass the load balancer's health check (boot, cloud-init,
@@ -177,7 +180,7 @@ class AppSettings(_Section):
     # boot) before it stops, with no new server behind the load balancer. Long enough for a schema change that
     # rebuilds a large table; at most 6 hours, because the stack's update lock is held the whole time.
     migration_timeout_seconds: Annotated[int, Field(ge=60, le=21600)] = 1800
-    key_pair_name: Annotated[str, _matching(_KEY_PAIR_RE, "an ECS key pair name")] | None = None
+    key_pair_name: Annotated[str, matching(_KEY_PAIR_RE, "an ECS key pair name")] | None = None
 
 
 def _not_reserved(value: str) -> str:
@@ -195,7 +198,7 @@ def _not_forbidden_db_name(value: str) -> str:
 class DatabaseSettings(_Section):
     """The multi-zone RDS MySQL 8.0 instance and the application's database and account."""
 
-    instance_class: Annotated[str, _matching(_DB_CLASS_RE, "an RDS MySQL class such as mysql.n2.medium.2c")]
+    instance_class: Annotated[str, matching(_DB_CLASS_RE, "an RDS MySQL class such as mysql.n2.medium.2c")]
     # MySQL 8.0 High-availability on ESSD starts at 20 GB and grows in steps of 5 GB.
     storage_gb: Annotated[int, Field(ge=20, le=32000, multiple_of=5)] = 20
     backup_retention_days: Annotated[int, Field(ge=7, le=730)] = 7
@@ -204,12 +207,12 @@ class DatabaseSettings(_Section):
     password_version: Annotated[int, Field(ge=1, le=9999)] = 1
     name: Annotated[
         str,
-        _matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _"),
+        matching(_DB_NAME_RE, "a database name of lower-case letters, digits and _"),
         AfterValidator(_not_forbidden_db_name),
     ] = "appdb"
     user: Annotated[
         str,
-        _matching(_DB_USER_RE, "an account name of lower-case letters, digits and _"),
+        matching(_DB_USER_RE, "an account name of lower-case letters, digits and _"),
         AfterValidator(_not_reserved),
     ] = "app"
 
@@ -232,8 +235,8 @@ class LoadBalancerSettings(_Section):
 class DnsSettings(_Section):
     """The public name of the stack: an A record `<subDomain>.<domain>` pointing at the EIP."""
 
-    domain: Annotated[str, _matching(_DOMAIN_RE, "a lower-case domain name such as example.com")]
-    sub_domain: Annotated[str, _matching(_SUBDOMAIN_RE, "one lower-case DNS label such as www")]
+    domain: Annotated[str, matching(_DOMAIN_RE, "a lower-case domain name such as example.com")]
+    sub_domain: Annotated[str, matching(_SUBDOMAIN_RE, "one lower-case DNS label such as www")]
 
 
 # Stacks that must serve HTTPS: a settings rule here, and the policy pack's `https-required` rule at deploy time.
@@ -264,11 +267,11 @@ class HttpsSettings(_Section):
     # as the secrets ha-webapp:httpsCertificate and ha-webapp:httpsPrivateKey; none: HTTP only (never on prod).
     certificate: Literal["cas", "uploaded", "none"]
     cas_certificate_id: (
-        Annotated[str, _matching(_CAS_ID_RE, "a CAS certificate ID (digits), such as 7751234")] | None
+        Annotated[str, matching(_CAS_ID_RE, "a CAS certificate ID (digits), such as 7751234")] | None
     ) = None
-    cas_certificate_name: Annotated[str, _matching(_CAS_NAME_RE, "the certificate's name in CAS")] | None = None
+    cas_certificate_name: Annotated[str, matching(_CAS_NAME_RE, "the certificate's name in CAS")] | None = None
     # The region CAS keeps the certificate in (cn-hangzhou for certificates bought on the China site).
-    cas_region: Annotated[str, _matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")] | None = None
+    cas_region: Annotated[str, matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")] | None = None
     tls_policy: TlsPolicy = "tls_cipher_policy_1_2_strict"
 
 
@@ -284,10 +287,10 @@ class AlarmContactSettings(_Section):
     """A person or team that receives the stack's alarms."""
 
     # Contact names are account-wide in CloudMonitor (the contact's ID is its name); the stack prefix is added.
-    name: Annotated[str, _matching(_CONTACT_RE, "2-20 lower-case letters, digits and -, such as oncall")]
-    email: Annotated[str, _matching(_EMAIL_RE, "an e-mail address such as oncall@example.com")]
+    name: Annotated[str, matching(_CONTACT_RE, "2-20 lower-case letters, digits and -, such as oncall")]
+    email: Annotated[str, matching(_EMAIL_RE, "an e-mail address such as oncall@example.com")]
     # A mobile number (digits only): critical alarms then also call and text it.
-    sms: Annotated[str, _matching(_PHONE_RE, "a phone number of 6-20 digits")] | None = None
+    sms: Annotated[str, matching(_PHONE_RE, "a phone number of 6-20 digits")] | None = None
 
 
 class AlarmThresholds(_Section):
@@ -317,8 +320,8 @@ class Settings(_Section):
 
     project: str
     stack: str
-    region: Annotated[str, _matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")]
-    image_id: Annotated[str, _matching(IMAGE_ID_RE, "a custom image ID such as m-bp1g7004ksh0oeuc1ne8")]
+    region: Annotated[str, matching(REGION_RE, "an Alibaba Cloud region ID such as cn-hangzhou")]
+    image_id: Annotated[str, matching(IMAGE_ID_RE, "a custom image ID such as m-bp1g7004ksh0oeuc1ne8")]
     network: NetworkSettings
     app: AppSettings
     database: DatabaseSettings

@@ -41,6 +41,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from infra.config import matching
+
 PIN_FILE = "app.yaml"
 TEMPLATE_DIR = "packer"
 # Where app:build leaves the artifact (its `artifacts:` in .gitlab-ci.yml), as dist/<runtime.file_name>.
@@ -71,15 +73,6 @@ class PinError(Exception):
     def __init__(self, *problems: str) -> None:
         super().__init__("\n".join(problems))
         self.problems = list(problems)
-
-
-def _matching(pattern: re.Pattern[str], expected: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not pattern.fullmatch(value):
-            raise ValueError(f"expected {expected}, got {value!r}")
-        return value
-
-    return AfterValidator(check)
 
 
 def _one_line(value: str) -> str:
@@ -138,18 +131,18 @@ class BuildSource(_Section):
 class ArtifactSource(_Section):
     """The app is built elsewhere; the image job downloads this exact file."""
 
-    version: Annotated[str, _matching(_VERSION_RE, "1-40 letters, digits, '.', '_' or '-', such as 1.4.2")]
+    version: Annotated[str, matching(_VERSION_RE, "1-40 letters, digits, '.', '_' or '-', such as 1.4.2")]
     url: Annotated[str, AfterValidator(_download_url)]
-    sha256: Annotated[str, _matching(_SHA256_RE, "the artifact's SHA-256 as 64 lower-case hex digits")]
+    sha256: Annotated[str, matching(_SHA256_RE, "the artifact's SHA-256 as 64 lower-case hex digits")]
 
 
 class Runtime(_Section):
     """What the image needs to run the app (packer/variables.pkr.hcl)."""
 
-    file_name: Annotated[str, _matching(_FILE_NAME_RE, "a file name such as app or app.jar (installed in /opt/app)")]
+    file_name: Annotated[str, matching(_FILE_NAME_RE, "a file name such as app or app.jar (installed in /opt/app)")]
     start_command: Annotated[str, AfterValidator(_absolute_command)]
     packages: Annotated[
-        list[Annotated[str, _matching(_PACKAGE_RE, "a Debian package name such as openjdk-17-jre-headless")]],
+        list[Annotated[str, matching(_PACKAGE_RE, "a Debian package name such as openjdk-17-jre-headless")]],
         Field(min_length=1),
     ]
     # Run by /usr/local/bin/app-migrate as the app user with bash -c, the settings in its environment.

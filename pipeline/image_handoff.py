@@ -412,20 +412,25 @@ def _oss_error(error: Exception, what: str) -> HandoffError:
     return HandoffError(f"{what}: {' '.join(str(error).split())}")
 
 
-def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
-    """The catalog entry of `commit`, or None when it has none."""
+def _catalog_object(s3: Any, bucket: str, key: str) -> bytes | None:
+    """A catalog object's body, or None when there is no such object."""
     from botocore.exceptions import ClientError
 
-    key = catalog_key(commit)
     try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except ClientError as error:
         # Only S3's own answer means "no such entry". A bare 404 (no error code: a proxy, a wrong endpoint or a
         # missing bucket behind a gateway) cannot tell, and reading it as "not built" would start a second build.
         if error.response.get("Error", {}).get("Code") != "NoSuchKey":
             raise
         return None
-    return parse_catalog_entry(body, key)
+
+
+def _recorded(s3: Any, bucket: str, commit: str) -> dict[str, Any] | None:
+    """The catalog entry of `commit`, or None when it has none."""
+    key = catalog_key(commit)
+    body = _catalog_object(s3, bucket, key)
+    return None if body is None else parse_catalog_entry(body, key)
 
 
 def lookup(commit: str) -> str | None:
@@ -499,7 +504,6 @@ def reuse(pin_key: str, commit: str) -> str | None:
 
     The commit gets its own entry, a copy of the first one with its own commit and `reused_from`, so that `resolve`,
     which walks commits, finds it like any other build."""
-    from botocore.exceptions import ClientError
 
     if not _COMMIT_RE.fullmatch(commit):
         raise HandoffError(f"--commit {commit!r} must be a full 40-character lowercase commit SHA")
@@ -507,12 +511,8 @@ def reuse(pin_key: str, commit: str) -> str | None:
     bucket = _bucket()
     s3 = _oss()
     try:
-        try:
-            body = s3.get_object(Bucket=bucket, Key=index)["Body"].read()
-        except ClientError as error:
-            # As in `show`: only S3's own NoSuchKey means "not built"; anything else cannot tell.
-            if error.response.get("Error", {}).get("Code") != "NoSuchKey":
-                raise
+        body = _catalog_object(s3, bucket, index)
+        if body is None:
             return None
         first = parse_catalog_entry(body, index)
         pin = first.get("pin")

@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from localcloud import LocalCloud, bin_dir, serve_ecs, serve_slb
 from localcloud.health import HEALTHY
 from plan.offline import PROJECT_DIR
-from tests.conftest import local_s3_server
+from tests.conftest import local_state_bucket
 from tests.fakes.sts import FakeSts, serve
 from tests.pipeline.test_gitlab_ci import (
     GITLAB_CI_LOCAL,
@@ -201,14 +200,12 @@ def deployment(ci_repo: CiRepo, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PULUMI_PYTHON_CMD": sys.executable,
     }
     # A state bucket created V4-signed on a server of its own: see the real-CLI preview test in test_gitlab_ci.py.
-    with local_s3_server() as endpoint, serve(sts), serve_slb(cloud) as slb_endpoint, serve_ecs(cloud) as ecs_endpoint:
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="cn-hangzhou",
-            aws_access_key_id="test-key-id",
-            aws_secret_access_key="test-key-secret",  # pragma: allowlist secret
-        ).create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    with (
+        local_state_bucket(STATE_BUCKET) as endpoint,
+        serve(sts),
+        serve_slb(cloud) as slb_endpoint,
+        serve_ecs(cloud) as ecs_endpoint,
+    ):
         # The local cloud's environment as the lifecycle tests get it (LocalCloud.env), as the project's CI/CD
         # variables: whatever endpoint the cloud adds later reaches the jobs too. Its keys are left out: the jobs'
         # credentials come from the OIDC exchange only.

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 
 from pipeline import oss
 from plan.offline import PROJECT_DIR
-from tests.conftest import STACKS, local_s3_server
+from tests.conftest import STACKS, local_state_bucket
 from tests.fakes.registry import Served, registry_servers
 from tests.fakes.sts import FakeSts, job_token, serve
 from tests.project_files import project_files
@@ -632,14 +631,7 @@ def test_the_preview_job_runs_the_real_cli_with_the_policy_pack_against_the_stat
     # pipeline.oss signs for OSS) under another partition than the one the CLI's V4-signed requests for cn-hangzhou
     # reach, and then recurses without end; so this bucket is created V4-signed, and the shared one stays untouched.
     shared = catalog_client(runner.base_variables["OSS_ENDPOINT"])
-    with local_s3_server() as endpoint:
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="cn-hangzhou",
-            aws_access_key_id="test-key-id",
-            aws_secret_access_key="test-key-secret",  # pragma: allowlist secret
-        ).create_bucket(Bucket=STATE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "cn-hangzhou"})
+    with local_state_bucket(STATE_BUCKET) as endpoint:
         own = catalog_client(endpoint)
         for item in shared.list_objects_v2(Bucket=STATE_BUCKET).get("Contents", []):
             body = shared.get_object(Bucket=STATE_BUCKET, Key=item["Key"])["Body"].read()
